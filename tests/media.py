@@ -1,0 +1,45 @@
+"""Small clips made by the tests themselves (no ../shared needed)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+
+
+def ffmpeg_exe() -> str:
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def make_clip(
+    path: Path,
+    *,
+    seconds: float = 1.0,
+    size: str = "160x120",
+    fps: int = 10,
+    audio: bool = True,
+    source: str = "testsrc2",
+) -> Path:
+    """Write a small H.264 MP4 (with an AAC tone when `audio`) and return its path."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate={fps}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050"]
+    cmd += ["-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"]
+    if audio:
+        cmd += ["-c:a", "aac", "-shortest"]
+    cmd.append(str(path))
+    subprocess.run(cmd, check=True, capture_output=True)
+    return path
+
+
+def count_frames(path: Path) -> int:
+    """Decode the whole file and count its video frames."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats = [part for part in proc.stderr.replace("\r", "\n").splitlines() if "frame=" in part]
+    return int(stats[-1].split("frame=")[1].split()[0]) if stats else 0
