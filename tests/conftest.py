@@ -5,7 +5,6 @@ With CI=true a missing service is a failure; elsewhere those tests skip and say 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -45,7 +44,7 @@ async def pg_url() -> AsyncIterator[str]:
 
     try:
         admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         service_missing(f"PostgreSQL at {PG_ADMIN_URL} ({exc.__class__.__name__})")
     name = f"bl_test_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
