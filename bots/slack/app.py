@@ -1,0 +1,91 @@
+"""The bolt AsyncApp built from Deps, with its event listeners and slash commands.
+
+process_before_response stays False: bolt acks each event before its listener runs, and the
+listeners only hand the message to a tracked background task, so Slack gets its answer in
+milliseconds however slow the download is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bots.slack.background import BackgroundTasks
+from bots.slack.client import make_web_client
+from bots.slack.commands import register_commands
+from bots.slack.intake import VideoIntake
+from core.deps import Deps
+from core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: message subtypes that a person posting something produces; the rest are edits, joins, bots…
+PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+#: how long shutdown waits for downloads in flight before it gives up on them
+DRAIN_TIMEOUT_S = 30.0
+
+
+def is_from_bot(event: Mapping[str, Any], context: AsyncBoltContext) -> bool:
+    """Whether a message was posted by a bot (ours above all: its results carry files too)."""
+    if event.get("bot_id") or event.get("subtype") == "bot_message" or event.get("bot_profile"):
+        return True
+    user = event.get("user")
+    return user is not None and user == context.bot_user_id
+
+
+class SlackBot:
+    """The Slack channel inside the web process: bolt app, video intake, background work."""
+
+    def __init__(self, deps: Deps) -> None:
+        settings = deps.settings
+        if settings.slack_signing_secret is None:
+            raise ConfigError("SLACK_SIGNING_SECRET is not set")
+        self.deps = deps
+        self.client = make_web_client(settings)
+        self.background = BackgroundTasks()
+        self.intake = VideoIntake(deps, self.client)
+        self.bolt = AsyncApp(
+            client=self.client,
+            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            process_before_response=False,
+            logger=logging.getLogger("bots.slack.bolt"),
+            name="blanklogo",
+        )
+        self._register_events()
+        register_commands(self.bolt, deps, self.background)
+
+    def _register_events(self) -> None:
+        self.bolt.event("message")(self._on_message)
+        self.bolt.event("app_mention")(self._on_mention)
+
+    async def _on_message(
+        self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if event.get("subtype") not in PERSON_SUBTYPES or is_from_bot(event, context):
+            return
+        if not event.get("files"):
+            return  # plain chat in a channel we are in: not for us (mentions come as app_mention)
+        self._spawn(event, body, mentioned=False)
+
+    async def _on_mention(
+        self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if is_from_bot(event, context):
+            return
+        self._spawn(event, body, mentioned=True)
+
+    def _spawn(self, event: dict[str, Any], body: dict[str, Any], *, mentioned: bool) -> None:
+        event_id = body.get("event_id")
+        self.background.spawn(
+            self.intake.handle_message(event, event_id=event_id, mentioned=mentioned),
+            name=f"slack-event-{event_id}",
+        )
+
+    async def close(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Let work in flight finish (up to `timeout`), then close the HTTP sessions."""
+        await self.background.drain(timeout)
+        await self.intake.close()

@@ -1,0 +1,33 @@
+"""Once-only markers in Redis (SET NX with a TTL), shared by every web process."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Slack retries an event three times within about an hour; keep markers a day
+EVENT_TTL_S = 24 * 3600
+
+
+async def first_time(redis: Any, key: str, ttl_s: int = EVENT_TTL_S) -> bool:
+    """True for the first caller to mark `key`; True as well when Redis cannot answer.
+
+    Failing open is safe here: the job's idempotency key still stops a second job; at worst
+    a duplicate status message is posted.
+    """
+    try:
+        return bool(await redis.set(key, b"1", nx=True, ex=ttl_s))
+    except Exception as exc:  # noqa: BLE001 - any Redis failure means "cannot tell"
+        logger.warning("dedup marker %s not set (%s); going ahead", key, exc.__class__.__name__)
+        return True
+
+
+async def throttled(redis: Any, key: str, every_ms: int) -> bool:
+    """True when `key` was marked in the last `every_ms` (the caller should skip); marks it otherwise."""
+    try:
+        return not await redis.set(key, b"1", nx=True, px=every_ms)
+    except Exception as exc:  # noqa: BLE001 - a throttle that cannot tell lets the edit through
+        logger.debug("throttle %s unavailable (%s)", key, exc.__class__.__name__)
+        return False

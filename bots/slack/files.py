@@ -1,0 +1,66 @@
+"""Which of a message's files are videos we can take, and what to call them in storage."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Slack `filetype` values of videos (the `mimetype` is checked first)
+VIDEO_FILETYPES = frozenset(
+    {
+        "mp4",
+        "m4v",
+        "mov",
+        "qt",
+        "webm",
+        "mkv",
+        "avi",
+        "mpg",
+        "mpeg",
+        "3gp",
+        "wmv",
+        "flv",
+        "ts",
+        "mts",
+    }
+)
+#: file modes that carry no downloadable content (deleted, hidden by plan limits, …)
+UNAVAILABLE_MODES = frozenset({"tombstone", "hidden_by_limit", "external"})
+
+
+def is_video(file: Mapping[str, Any]) -> bool:
+    """Whether Slack describes this file as a video."""
+    if file.get("mode") in UNAVAILABLE_MODES:
+        return False
+    mimetype = str(file.get("mimetype") or "").lower()
+    if mimetype.startswith("video/"):
+        return True
+    return str(file.get("filetype") or "").lower() in VIDEO_FILETYPES
+
+
+def needs_info(file: Mapping[str, Any]) -> bool:
+    """Whether the event carried only a stub of the file (Slack then says `check_file_info`)."""
+    return file.get("file_access") == "check_file_info" or not file.get("url_private_download")
+
+
+def video_files(files: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The files that are (or may be, pending files.info) videos, in message order."""
+    return [
+        f
+        for f in files
+        if is_video(f)
+        or (f.get("mode") not in UNAVAILABLE_MODES and needs_info(f) and "mimetype" not in f)
+    ]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str | None, fallback: str = "video.mp4") -> str:
+    """A storage-safe version of the user's file name (no paths, no odd characters)."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    text = _UNSAFE.sub("_", text).strip("._-")[:120]
+    return text or fallback
