@@ -1,0 +1,127 @@
+"""`POST /telegram/webhook`: check the secret token, drop redeliveries, hand the update to PTB.
+
+The handler answers as soon as the update is queued; PTB processes updates concurrently
+(`concurrent_updates`), so one slow download never holds up another chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+
+from aiohttp import web
+from redis.exceptions import RedisError
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import Application
+
+from bots.telegram.application import build_application
+from bots.telegram.commands import publish_menu
+from core.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+ROUTE = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+#: Telegram gives up redelivering long before a day has passed
+DEDUP_TTL_S = 24 * 3600
+#: seconds between attempts to reach Telegram when it was down at start-up
+START_RETRY_S = 30.0
+
+
+class TelegramWebhook:
+    """The PTB Application behind the webhook route, and its life cycle."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.application: Application = build_application(deps)
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.application.running
+
+    async def start(self) -> None:
+        """Initialise the bot (getMe), publish the menu and start processing updates."""
+        await self.application.initialize()
+        try:
+            await publish_menu(self.application.bot)
+        except TelegramError as exc:
+            logger.warning("telegram command menu not published: %s", exc)
+        await self.application.start()
+        logger.info("telegram bot @%s ready for webhooks", self.application.bot.username)
+
+    async def on_startup(self, app: web.Application) -> None:
+        try:
+            await self.start()
+        except TelegramError as exc:
+            # the rest of the service must come up even when Telegram is unreachable
+            logger.error("telegram bot not started (%s); retrying every %ss", exc, START_RETRY_S)
+            self._starting = asyncio.create_task(self._keep_starting())
+
+    async def _keep_starting(self) -> None:
+        while not self.ready:
+            await asyncio.sleep(START_RETRY_S)
+            try:
+                await self.start()
+            except TelegramError as exc:
+                logger.warning("telegram bot still not started: %s", exc)
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Check, deduplicate and queue one update; never waits for its processing."""
+        settings = self.deps.settings
+        if settings.telegram_webhook_secret is None:
+            logger.warning("telegram webhook refused: TELEGRAM_WEBHOOK_SECRET is not set")
+            return web.Response(status=403, text="webhook secret not configured")
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        expected = settings.telegram_webhook_secret.get_secret_value().encode()
+        if not hmac.compare_digest(given, expected):
+            return web.Response(status=403, text="bad secret token")
+        if not self.ready:
+            return web.Response(status=503, text="bot not started yet")
+        try:
+            data = json.loads(await request.read())
+            update_id = data["update_id"]
+            if not isinstance(update_id, int):
+                raise TypeError("update_id is not an integer")
+            update = Update.de_json(data, self.application.bot)
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.Response(status=400, text=f"not a Telegram update: {exc}")
+        try:
+            first = await self.deps.redis.set(
+                f"{settings.redis_prefix}:telegram:update:{update_id}",
+                b"1",
+                nx=True,
+                ex=DEDUP_TTL_S,
+            )
+        except (RedisError, OSError) as exc:
+            logger.warning(
+                "telegram update %s not deduplicated, asking for redelivery: %s", update_id, exc
+            )
+            return web.Response(status=503, text="try again")
+        if not first:
+            logger.info("telegram update %s redelivered; already handled", update_id)
+            return web.Response(text="duplicate")
+        await self.application.update_queue.put(update)
+        return web.Response(text="ok")
+
+
+TELEGRAM_WEBHOOK = web.AppKey("telegram_webhook", TelegramWebhook)
+
+
+def setup(app: web.Application, deps: Deps) -> None:
+    """Mount POST /telegram/webhook and tie the bot's life cycle to the app's."""
+    webhook = TelegramWebhook(deps)
+    app[TELEGRAM_WEBHOOK] = webhook
+    app.router.add_post(ROUTE, webhook.handle)
+    app.on_startup.append(webhook.on_startup)
+    app.on_cleanup.append(webhook.on_cleanup)
