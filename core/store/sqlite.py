@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
 
 
+def _probe(path: str) -> None:
+    sqlite3.connect(path).execute("PRAGMA schema_version").connection.close()
+
+
 class SqliteJobStore(SqlJobStore):
     """`bl_jobs` and `bl_audit` in one SQLite file."""
 
@@ -48,6 +52,9 @@ class SqliteJobStore(SqlJobStore):
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # open it once here first: when aiosqlite's own connect fails, its worker
+                # thread outlives the call and may report to an event loop already closed
+                await asyncio.to_thread(_probe, path)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite database {path}: {exc}") from exc

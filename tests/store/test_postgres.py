@@ -1,0 +1,108 @@
+"""PostgreSQL specifics: the transaction pooler mode and an unreachable server."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from core.errors import StoreError
+from core.jobs import JobState
+from core.store.postgres import PostgresJobStore, masked_url, pooler_dsn
+from tests.store.conftest import new_job
+
+
+@pytest.mark.parametrize(
+    ("url", "dsn", "pooled"),
+    [
+        (
+            "postgresql://u:p@db.example.com:5432/postgres",
+            "postgresql://u:p@db.example.com:5432/postgres",
+            False,
+        ),
+        (
+            "postgresql://u:p@pooler.supabase.com:6543/postgres",
+            "postgresql://u:p@pooler.supabase.com:6543/postgres",
+            True,
+        ),
+        (
+            "postgres://u:p@h/db?pgbouncer=true&sslmode=require",
+            "postgres://u:p@h/db?sslmode=require",
+            True,
+        ),
+        ("postgresql://u:p@h/db?prepared_statements=false", "postgresql://u:p@h/db", True),
+        ("postgresql://u:p@h/db?prepared_statements=true", "postgresql://u:p@h/db", False),
+    ],
+)
+def test_pooler_urls_turn_prepared_statements_off(url: str, dsn: str, pooled: bool) -> None:
+    assert pooler_dsn(url) == (dsn, pooled)
+
+
+def test_masked_url_hides_the_password() -> None:
+    assert (
+        masked_url("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
+    )
+    assert masked_url("postgresql://host/db") == "postgresql://host/db"
+
+
+async def _prepared_statements(store: PostgresJobStore) -> int:
+    rows = await store._fetch("SELECT COUNT(*) AS n FROM pg_prepared_statements")
+    return int(rows[0]["n"])
+
+
+async def test_pooler_mode_runs_the_store_without_prepared_statements(pg_url: str) -> None:
+    store = await PostgresJobStore.connect(f"{pg_url}?prepared_statements=false", max_size=1)
+    try:
+        assert store.pooled
+        await store.migrate()
+        job, _ = await store.create(new_job(idempotency_key="k"))
+        assert (await store.create(new_job(idempotency_key="k")))[0] == job
+        assert await store.claim(job.id, "w", 300) is not None
+        assert await store.heartbeat(job.id, "w", 300, progress=50, step="x") is not None
+        assert await store.move(job.id, JobState.COMPLETED, owner="w") is not None
+        assert await store.claim_delivery(job.id)
+        assert await _prepared_statements(store) == 0
+    finally:
+        await store.close()
+
+
+async def test_direct_mode_keeps_prepared_statements(pg_url: str) -> None:
+    store = await PostgresJobStore.connect(pg_url, max_size=1)
+    try:
+        await store.migrate()
+        await store.create(new_job())
+        await store.queued_ids()
+        assert not store.pooled
+        assert await _prepared_statements(store) > 0  # the control for the test above
+    finally:
+        await store.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_unreachable_server_raises_store_error_without_the_password() -> None:
+    url = f"postgresql://blanklogo:hunter2secret@127.0.0.1:{_closed_port()}/blanklogo"
+    with pytest.raises(StoreError) as caught:
+        await PostgresJobStore.connect(url, connect_timeout=2)
+    assert "hunter2secret" not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+async def test_wrong_password_raises_store_error_without_the_password(pg_url: str) -> None:
+    # the test server may trust local connections; then the password is simply unused
+    url = pg_url.replace("postgresql://postgres@", "postgresql://nosuchuser:hunter2secret@")
+    with pytest.raises(StoreError) as caught:
+        await PostgresJobStore.connect(url, connect_timeout=2)
+    assert "hunter2secret" not in str(caught.value)
+
+
+async def test_closed_pool_raises_store_error(pg_url: str) -> None:
+    store = await PostgresJobStore.connect(pg_url)
+    await store.migrate()
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.get("x")
