@@ -1,0 +1,119 @@
+"""`blanklogo dev`: the whole service in one process on embedded defaults.
+
+SQLite (migrated at start), local file storage, a private Redis on a free loopback port
+when REDIS_URL is unset, the local engine; the aiohttp app and an arq worker share one
+event loop. Ctrl-C or SIGTERM stops both cleanly (a running job is handed back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `blanklogo dev`."""
+    parser.add_argument("--host", help="address to listen on (default: HOST or 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: PORT or 8080)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run web + worker until Ctrl-C / SIGTERM."""
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    settings = Settings(**overrides)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def channels_line(settings: Settings) -> str:
+    """Which intake channels this configuration turns on."""
+    on = ["webhook API (POST /v1/jobs)"]
+    off = []
+    (on if settings.slack_enabled else off).append("Slack")
+    (on if settings.telegram_enabled else off).append("Telegram")
+    line = "channels on: " + ", ".join(on)
+    if off:
+        line += "; off (no token): " + ", ".join(off)
+    return line
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Start everything, print where it runs, and wait for `stop` (or a signal)."""
+    from aiohttp import web
+
+    from core.deps import build
+    from core.worker import build_worker
+    from webhooks.server import build_app
+
+    stop = stop or asyncio.Event()
+    cleanups: list[Any] = []
+    try:
+        if not settings.redis_url:
+            from core.embedded_redis import start_embedded_redis
+
+            redis_server = await start_embedded_redis()
+            cleanups.append(redis_server.stop)
+            settings = settings.model_copy(update={"redis_url": redis_server.url})
+        deps = await build(settings)
+        cleanups.append(deps.close)
+        applied = await deps.store.migrate()
+        if applied:
+            logger.info("database migrated: %s", ", ".join(applied))
+        runner = web.AppRunner(build_app(deps), access_log=None)
+        await runner.setup()
+        cleanups.append(runner.cleanup)
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        worker = build_worker(settings, deps=deps, handle_signals=False)
+        worker_task = asyncio.create_task(worker.async_run())
+        cleanups.append(lambda: _stop_worker(worker, worker_task))
+        port = _bound_port(runner, settings.port)
+        print(f"BlankLogo is running at http://127.0.0.1:{port}", flush=True)
+        print(channels_line(settings), flush=True)
+        print("press Ctrl-C to stop", flush=True)
+        await _wait(stop, worker_task)
+    finally:
+        while cleanups:
+            with contextlib.suppress(Exception):
+                await cleanups.pop()()
+
+
+def _bound_port(runner: Any, default: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return default
+
+
+async def _wait(stop: asyncio.Event, worker_task: asyncio.Task[None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({stopping, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    if worker_task.done() and not worker_task.cancelled() and worker_task.exception():
+        logger.error("the worker stopped", exc_info=worker_task.exception())
+    print("stopping BlankLogo", flush=True)
+
+
+async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:
+    # close() cancels running jobs (each hands itself back), then runs on_shutdown
+    await worker.close()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task

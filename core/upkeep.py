@@ -1,0 +1,118 @@
+"""The worker's cron work: reap expired leases, rebuild the queue from the table, expire files.
+
+Redis is not the source of truth: the reconciler queues every `queued` row arq does not
+hold, so a flushed or restarted Redis loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from core.delivery import schedule_delivery
+from core.deps import Deps
+from core.errors import QueueError
+from core.jobs import Job, JobState
+
+logger = logging.getLogger(__name__)
+
+#: most queued rows one reconciler pass looks at
+RECONCILE_LIMIT = 10_000
+#: rows per expiry batch, and batches per sweep
+SWEEP_BATCH = 100
+SWEEP_MAX_BATCHES = 20
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def requeue_or_fail(
+    deps: Deps,
+    job: Job,
+    reason: str,
+    *,
+    lease_expired_before: datetime | None = None,
+) -> Job | None:
+    """Return a processing job to the queue (next attempt queued), or fail it when out of attempts.
+
+    Conditional on the job still being `processing` (and, when given, on its lease having
+    expired before `lease_expired_before`), so two callers never requeue it twice.
+    Returns the moved job, or None when someone else moved it first.
+    """
+    if job.attempts < job.max_attempts:
+        moved = await deps.store.move(
+            job.id,
+            JobState.QUEUED,
+            expected=[JobState.PROCESSING],
+            lease_expired_before=lease_expired_before,
+            current_step="waiting to retry",
+            error_message=f"attempt {job.attempts}: {reason}",
+        )
+        if moved is not None:
+            logger.info("job %s ↻ requeued (%s): %s", job.id, job.source.value, reason)
+            try:
+                await deps.queue.enqueue_run(moved.id, moved.attempts + 1)
+            except QueueError as exc:
+                logger.warning("job %s: not queued (%s); the reconciler will", job.id, exc)
+        return moved
+    moved = await deps.store.move(
+        job.id,
+        JobState.FAILED,
+        expected=[JobState.PROCESSING],
+        lease_expired_before=lease_expired_before,
+        error_message=f"{reason}; gave up after {job.attempts} attempts",
+    )
+    if moved is not None:
+        logger.info("job %s ✖ failed (%s): %s", job.id, job.source.value, moved.error_message)
+        await schedule_delivery(deps, job.id)
+    return moved
+
+
+async def reap_expired_leases(deps: Deps, now: datetime | None = None) -> list[Job]:
+    """Requeue (or fail) every processing job whose worker stopped renewing its lease."""
+    now = now or utcnow()
+    reaped = []
+    for job in await deps.store.expired_leases(now):
+        moved = await requeue_or_fail(
+            deps, job, "worker stopped responding", lease_expired_before=now
+        )
+        if moved is not None:
+            reaped.append(moved)
+    return reaped
+
+
+async def reconcile_queue(deps: Deps) -> list[str]:
+    """Queue every `queued` row whose next run arq does not hold; return their ids."""
+    queued = await deps.store.list_jobs(states=[JobState.QUEUED], limit=RECONCILE_LIMIT)
+    requeued = []
+    for job in queued:
+        attempt = job.attempts + 1
+        if await deps.queue.holds(job.id, attempt):
+            continue
+        await deps.queue.enqueue_run(job.id, attempt)
+        requeued.append(job.id)
+    if requeued:
+        logger.info("reconciler queued %d job(s) Redis had lost", len(requeued))
+    return requeued
+
+
+async def sweep_expired_results(deps: Deps, now: datetime | None = None) -> int:
+    """Delete inputs and outputs of jobs past expires_at; return how many jobs were swept."""
+    now = now or utcnow()
+    swept = 0
+    for _ in range(SWEEP_MAX_BATCHES):
+        batch = await deps.store.expired_results(now, limit=SWEEP_BATCH)
+        for job in batch:
+            keys = {job.input_key, job.output_key}
+            if job.options.get("video_url"):
+                keys.add(f"inputs/{job.id}/source")
+            for key in sorted(k for k in keys if k):
+                await deps.storage.delete(key)
+            await deps.store.clear_files(job.id)
+            swept += 1
+        if len(batch) < SWEEP_BATCH:
+            break
+    if swept:
+        logger.info("expiry sweep deleted the files of %d job(s)", swept)
+    return swept

@@ -1,0 +1,219 @@
+"""`blanklogo worker`: the arq worker. Job functions only fetch Deps from ctx and call a service.
+
+Registered functions: `run_job(job_id, attempt)`, `deliver_result(job_id, attempt)`; crons
+(named with the Redis prefix, so deployments sharing a Redis do not collide):
+`reap_expired_leases` and `reconcile_queue` every minute (the reconciler also at start-up),
+`sweep_expired_results` hourly.
+
+Each worker process also keeps a presence key `{redis_prefix}:workers:{owner}` (JSON: owner,
+host, pid, started_at, last_seen, running) that expires PRESENCE_TTL_S after its last
+refresh; the ops health report counts live workers from these keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from arq import Retry, cron
+from arq.worker import Worker, func
+
+from core import delivery, processing, upkeep
+from core.deps import Deps, build
+from core.errors import QueueError, StoreError
+from core.processing import Policy
+from core.queue import DELIVER_FUNCTION, RUN_FUNCTION, deserialize, redis_settings, serialize
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: how soon a run waits to be picked again when this worker's engine slots are all busy
+BUSY_RETRY_S = 3.0
+PRESENCE_EVERY_S = 20.0
+PRESENCE_TTL_S = 60
+
+
+async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
+    """arq: run one attempt of a job (re-queued for any worker when this one is busy)."""
+    slots: asyncio.Semaphore = ctx["slots"]
+    if slots.locked():
+        raise Retry(defer=BUSY_RETRY_S)
+    async with slots:
+        ctx["running"] += 1
+        try:
+            return await processing.run_job(
+                ctx["deps"], job_id, int(attempt), owner=ctx["owner"], policy=ctx["policy"]
+            )
+        finally:
+            ctx["running"] -= 1
+
+
+async def deliver_result(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
+    """arq: deliver an ended job's result through its channel (retried with backoff)."""
+    try:
+        return await delivery.deliver_result(ctx["deps"], job_id, int(attempt))
+    except (StoreError, QueueError) as exc:
+        # our own database or Redis failed, not the channel: let arq try this one again soon
+        logger.warning("job %s: delivery interrupted (%s)", job_id, exc)
+        raise Retry(defer=30 * ctx.get("job_try", 1)) from exc
+
+
+async def reap_expired_leases(ctx: dict[str, Any]) -> int:
+    """arq cron: requeue or fail jobs whose worker stopped renewing the lease."""
+    return len(await upkeep.reap_expired_leases(ctx["deps"]))
+
+
+async def reconcile_queue(ctx: dict[str, Any]) -> int:
+    """arq cron: queue `queued` rows Redis lost."""
+    return len(await upkeep.reconcile_queue(ctx["deps"]))
+
+
+async def sweep_expired_results(ctx: dict[str, Any]) -> int:
+    """arq cron: delete files of jobs past their expiry."""
+    return await upkeep.sweep_expired_results(ctx["deps"])
+
+
+def presence_key(prefix: str, owner: str) -> str:
+    """Redis key announcing one live worker process."""
+    return f"{prefix}:workers:{owner}"
+
+
+async def _startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    if ctx.get("deps") is None:
+        ctx["deps"] = await build(settings)
+        ctx["owns_deps"] = True
+    ctx.setdefault("policy", Policy.from_settings(settings))
+    ctx["owner"] = processing.new_owner_id()
+    ctx["slots"] = asyncio.Semaphore(ctx["policy"].max_concurrent_runs)
+    ctx["running"] = 0
+    ctx["started_at"] = datetime.now(UTC).isoformat()
+    ctx["presence"] = asyncio.create_task(_announce(ctx))
+    logger.info("worker %s ready on queue %s", ctx["owner"], settings.queue_name)
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    presence = ctx.pop("presence", None)
+    if presence is not None:
+        presence.cancel()
+        with contextlib.suppress(BaseException):
+            await presence
+    deps: Deps | None = ctx.get("deps")
+    if deps is not None:
+        with contextlib.suppress(Exception):
+            await deps.redis.delete(presence_key(deps.settings.redis_prefix, ctx["owner"]))
+        if ctx.pop("owns_deps", False):
+            await deps.close()
+            ctx["deps"] = None
+    logger.info("worker %s stopped", ctx.get("owner"))
+
+
+async def _announce(ctx: dict[str, Any]) -> None:
+    deps: Deps = ctx["deps"]
+    key = presence_key(deps.settings.redis_prefix, ctx["owner"])
+    while True:
+        facts = {
+            "owner": ctx["owner"],
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": ctx["started_at"],
+            "last_seen": datetime.now(UTC).isoformat(),
+            "running": ctx["running"],
+            "queue": deps.settings.queue_name,
+        }
+        try:
+            await deps.redis.set(key, json.dumps(facts), ex=PRESENCE_TTL_S)
+        except Exception as exc:  # noqa: BLE001 - presence is best effort; Redis may be down
+            logger.warning("worker presence not recorded: %s", exc.__class__.__name__)
+        await asyncio.sleep(PRESENCE_EVERY_S)
+
+
+def worker_settings(settings: Settings, *, policy: Policy | None = None) -> dict[str, Any]:
+    """Keyword arguments for arq's Worker, built from our Settings."""
+    policy = policy or Policy.from_settings(settings)
+    prefix = settings.redis_prefix
+    run_timeout = settings.engine_timeout_s + 3600  # our own timeouts fire first
+    return {
+        "functions": [
+            func(run_job, name=RUN_FUNCTION, timeout=run_timeout, max_tries=1000, keep_result=0),
+            func(deliver_result, name=DELIVER_FUNCTION, timeout=900, max_tries=5, keep_result=0),
+        ],
+        "cron_jobs": [
+            cron(reap_expired_leases, name=f"{prefix}:reap_expired_leases", timeout=300),
+            cron(
+                reconcile_queue,
+                name=f"{prefix}:reconcile_queue",
+                timeout=300,
+                run_at_startup=True,
+            ),
+            cron(sweep_expired_results, name=f"{prefix}:sweep_expired_results", minute=7),
+        ],
+        "queue_name": settings.queue_name,
+        "job_serializer": serialize,
+        "job_deserializer": deserialize,
+        "keep_result": 0,
+        "max_jobs": policy.max_concurrent_runs + 4,
+        "health_check_interval": 30,
+        "retry_jobs": True,
+        "on_startup": _startup,
+        "on_shutdown": _shutdown,
+        "ctx": {"settings": settings, "policy": policy},
+    }
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    deps: Deps | None = None,
+    redis_url: str | None = None,
+    policy: Policy | None = None,
+    **arq_options: Any,
+) -> Worker:
+    """An arq Worker for our functions; with `deps` given, it uses (and does not close) them."""
+    url = redis_url or settings.redis_url
+    if not url:
+        raise ValueError("the worker needs a Redis URL (REDIS_URL)")
+    options = worker_settings(settings, policy=policy)
+    if deps is not None:
+        options["ctx"]["deps"] = deps
+    options.update(arq_options)
+    return Worker(redis_settings=redis_settings(url), **options)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `blanklogo worker`."""
+    parser.add_argument(
+        "--burst", action="store_true", help="stop once the queue is empty (for scripts)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`blanklogo worker`: process jobs until SIGTERM/SIGINT (the running job is handed back)."""
+    settings = Settings()
+    if not settings.redis_url:
+        print(
+            "REDIS_URL is not set: a separate worker must share Redis with the web process. "
+            "Set REDIS_URL, or run `blanklogo dev` for web + worker on embedded defaults.",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(_serve(settings, burst=args.burst))
+    return 0
+
+
+async def _serve(settings: Settings, *, burst: bool) -> None:
+    worker = build_worker(settings, burst=burst)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        pass  # SIGTERM / SIGINT: arq cancelled the running jobs, which handed themselves back
+    finally:
+        await worker.close()
