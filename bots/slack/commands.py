@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bots.slack.background import BackgroundTasks
 from core.deps import Deps
+from core.ops import OpsRequest, handle_command
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ ANSWER_IN_ACK_S = 2.0
 
 async def run_ops_command(deps: Deps, actor: str, command: str, args: str) -> str:
     """The text of core.ops' reply to one command (its refusal, for non-admins)."""
-    from core.ops import OpsRequest, handle_command
-
     try:
         reply = await handle_command(
             deps, OpsRequest(channel="slack", actor=actor, command=command, args=args)
