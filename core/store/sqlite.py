@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -98,7 +98,8 @@ class SqliteJobStore(SqlJobStore):
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self._guard() as conn:
-            return list(await conn.execute_fetchall(sql, tuple(params)))
+            found = await conn.execute_fetchall(sql, tuple(params))
+            return cast(list[Row], list(found))
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._guard() as conn:
@@ -114,10 +115,12 @@ class SqliteJobStore(SqlJobStore):
             await cursor.close()
             if changed != 1:
                 return None
-            found = await conn.execute_fetchall(
-                f"SELECT {JOB_SELECT} FROM bl_jobs WHERE id = ?", (job_id,)
+            found = list(
+                await conn.execute_fetchall(
+                    f"SELECT {JOB_SELECT} FROM bl_jobs WHERE id = ?", (job_id,)
+                )
             )
-            return found[0] if found else None
+            return cast(Row, found[0]) if found else None
 
     async def migrate(self) -> list[str]:
         """Apply pending versioned SQL migrations; return the versions applied now."""
