@@ -1,0 +1,40 @@
+"""Which torch device the engine runs on, and how many frames fit in one batch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: frames per batch on CPU (memory stays flat: one batch is held at a time)
+CPU_BATCH = 8
+MAX_GPU_BATCH = 64
+
+
+def resolve_device(requested: str = "auto") -> Any:
+    """torch.device for "auto" | "cpu" | "cuda"; "cuda" without a GPU is an EngineError."""
+    import torch
+
+    from core.errors import EngineError
+
+    if requested not in ("auto", "cpu", "cuda") and not str(requested).startswith("cuda:"):
+        raise EngineError(f"unknown device {requested!r}: use auto, cpu or cuda")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(requested).startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError("--device cuda was asked for, but torch sees no CUDA GPU here")
+    return torch.device(requested)
+
+
+def batch_size_for(device: Any, frame_pixels: int, region_pixels: int) -> int:
+    """Frames per batch: fixed on CPU; on CUDA sized from the free VRAM (a quarter of it)."""
+    if getattr(device, "type", "cpu") != "cuda":
+        return CPU_BATCH
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(device)
+    # per frame on the GPU: the region's planes as float32, about 12 working copies
+    per_frame = max(1, region_pixels) * 1.5 * 4 * 12
+    fit = int((free // 4) // per_frame)
+    return max(CPU_BATCH, min(MAX_GPU_BATCH, fit))

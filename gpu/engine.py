@@ -1,0 +1,215 @@
+"""The removal engine: one video in, the same video without its watermark out.
+
+    probe → limits → sample frames → find the marks (or take the user's region)
+          → estimate each mark's matte → stream: decode → remove → encode (+ audio copy)
+
+The output is written beside its final path and renamed into place only when complete,
+so a failure never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
+from gpu.probe import VideoInfo, probe_video
+from gpu.regions import CORNERS, Box, parse_region, region_box
+from gpu.video_io import EncoderSettings, FrameReader, FrameWriter, temp_path_beside
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, str], None]
+#: pixels of context kept around a mark's box for matting and filling
+MARGIN = 8
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest video the engine accepts (the long side is checked against max_width)."""
+
+    max_width: int = 4096
+    max_height: int = 4096
+    max_duration_s: float = 600.0
+
+
+def check_limits(info: VideoInfo, limits: Limits) -> None:
+    """Raise VideoTooLarge when the video is bigger or longer than the limits allow."""
+    long_side, short_side = max(info.width, info.height), min(info.width, info.height)
+    max_long, max_short = max(limits.max_width, limits.max_height), min(limits.max_width, limits.max_height)
+    if long_side > max_long or short_side > max_short:
+        raise VideoTooLarge(
+            f"the video is {info.width}x{info.height}; the largest accepted is "
+            f"{limits.max_width}x{limits.max_height}"
+        )
+    if info.duration_s > limits.max_duration_s:
+        raise VideoTooLarge(
+            f"the video lasts {info.duration_s:.0f} s; the longest accepted is {limits.max_duration_s:.0f} s"
+        )
+    if info.fps > 0 and info.frames > limits.max_duration_s * max(info.fps, 1) * 1.05 + 10:
+        raise VideoTooLarge("the video declares more frames than the longest accepted duration holds")
+
+
+def process(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    options: Mapping[str, Any],
+    progress: ProgressCallback | None = None,
+    *,
+    device: str = "auto",
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """Remove the watermark from `input_path` into `output_path`; return the report."""
+    import torch
+
+    from gpu.device import batch_size_for, resolve_device
+    from gpu.plan import plan_marks
+    from gpu.removal import PreparedMatte
+    from gpu.sampling import sample_frames
+
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    report_progress = progress or (lambda _value, _step: None)
+    output = Path(output_path)
+    limits = limits or Limits()
+
+    report_progress(0.0, "reading the video")
+    info = probe_video(input_path)
+    check_limits(info, limits)
+    spec = parse_region(str(options.get("region") or "auto"))
+    encoder = EncoderSettings(
+        preset=str(options.get("preset") or EncoderSettings.preset),
+        crf=int(options.get("crf") or EncoderSettings.crf),
+    )
+    torch_device = resolve_device(device)
+    torch.set_grad_enabled(False)
+    timings["probe_s"] = time.monotonic() - started
+
+    t0 = time.monotonic()
+    report_progress(0.02, "finding the watermark")
+    samples = sample_frames(input_path, info)
+    if samples.frames.shape[0] == 0:
+        raise NotAVideo("the video has no frames that can be decoded")
+    fmt = samples.fmt
+    explicit: Box | None = None
+    corner: Box | None = None
+    if spec is not None:
+        box = region_box(spec, fmt.width, fmt.height)
+        if spec in CORNERS:
+            corner = box
+        else:
+            explicit = box
+    mattes = plan_marks(
+        samples,
+        info,
+        explicit=explicit,
+        search=corner,
+        device=torch_device,
+    )
+    timings["detect_s"] = time.monotonic() - t0
+    del samples
+
+    t0 = time.monotonic()
+    report_progress(0.1, "removing the watermark")
+    value_range = (0.0, 255.0)
+    prepared = [PreparedMatte(m, torch_device, value_range) for m in mattes]
+    region_pixels = sum(m.box.area for m in mattes)
+    batch = batch_size_for(torch_device, fmt.width * fmt.height, region_pixels)
+    expected = max(info.frames, 1)
+    temp = temp_path_beside(output)
+    frames = 0
+    work_s = 0.0
+    try:
+        with FrameReader(input_path) as reader, FrameWriter(
+            temp, reader.format, info, audio_from=input_path if info.has_audio else None, encoder=encoder
+        ) as writer:
+            if (reader.format.width, reader.format.height) != (fmt.width, fmt.height):
+                raise EngineError("the decoder changed the picture size between passes")
+            for chunk in reader.batches(batch):
+                w0 = time.monotonic()
+                if prepared:
+                    _remove(chunk, frames, reader.format, prepared)
+                work_s += time.monotonic() - w0
+                writer.write_batch(chunk)
+                frames += chunk.shape[0]
+                report_progress(0.1 + 0.88 * min(1.0, frames / expected), "removing the watermark")
+            reader.finish()
+            writer.finish()
+            audio_mode = writer.audio_mode
+        os.replace(temp, output)
+    except BlankLogoError:
+        _discard(temp)
+        raise
+    except Exception as exc:
+        _discard(temp)
+        raise EngineError(f"the engine failed: {exc.__class__.__name__}: {exc}") from exc
+    timings["remove_s"] = work_s
+    timings["stream_s"] = time.monotonic() - t0
+    timings["total_s"] = time.monotonic() - started
+    if frames == 0:
+        _discard(output)
+        raise NotAVideo("the video has no frames that can be decoded")
+    report_progress(1.0, "done")
+    fps = fmt.fps or info.fps
+    report: dict[str, Any] = {
+        "regions": [
+            {
+                "box": m.box.as_list(),
+                "opacity": round(float(m.opacity), 3),
+                "start_s": round(m.start_s, 3),
+                "end_s": round(m.end_s if m.end_s is not None else frames / fps if fps else 0.0, 3),
+                "method": m.method,
+            }
+            for m in mattes
+        ],
+        "frames": frames,
+        "fps": round(fps, 4),
+        "width": fmt.width,
+        "height": fmt.height,
+        "duration_s": round(frames / fps, 3) if fps else info.duration_s,
+        "device": str(torch_device.type),
+        "audio": audio_mode,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if (fmt.width, fmt.height) != (info.width, info.height):
+        report["note"] = "odd picture size: the last row/column was dropped for H.264 4:2:0"
+    if audio_mode == "aac":
+        report["note_audio"] = f"audio codec {','.join(info.audio_codecs)} cannot go into MP4; re-encoded to AAC"
+    log.info(
+        "removed %d mark(s) from %d frames in %.1fs (%s)",
+        len(mattes), frames, timings["total_s"], torch_device.type,
+    )
+    return report
+
+
+def _remove(chunk: np.ndarray, first: int, fmt: Any, prepared: list[Any]) -> None:
+    y, u, v = fmt.planes(chunk)
+    for pm in prepared:
+        span = pm.matte.active(first, chunk.shape[0])
+        if span is None:
+            continue
+        lo, hi = span
+        b = pm.matte.box
+        crops = [
+            np.ascontiguousarray(y[lo:hi, b.y : b.y + b.h, b.x : b.x + b.w]),
+            np.ascontiguousarray(u[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]),
+            np.ascontiguousarray(v[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]),
+        ]
+        pm.apply(crops)
+        y[lo:hi, b.y : b.y + b.h, b.x : b.x + b.w] = crops[0]
+        u[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2] = crops[1]
+        v[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2] = crops[2]
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,126 @@
+"""Estimating a mark's α and αW from the clip itself (multi-frame matting).
+
+In `J_t = αW + (1−α)I_t` α and W are fixed while I_t changes. The surroundings of the
+mark, filled into it (push-pull), give a smooth guess F_t of I_t; per pixel the slope of
+J_t against F_t over time is (1−α) (temporal variation passes through the mark scaled
+by 1−α), and the level shift J − F gives αW. Where the background does not change
+(static camera) the slope is unknown, and α comes from the level shift under the
+usual watermark colours (white or black); αW is then taken as the median of
+J − (1−α)F, so that the static part of the picture becomes the fill rather than a
+ghost of a wrong α.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gpu.fill import push_pull
+
+log = logging.getLogger(__name__)
+
+#: temporal variance (summed over Y, U, V) below which a pixel's background counts as static
+STATIC_VARIANCE = 30.0
+MIN_ALPHA = 0.03
+
+
+@dataclass
+class MatteEstimate:
+    alpha_y: np.ndarray
+    a_y: np.ndarray
+    alpha_c: np.ndarray
+    a_u: np.ndarray
+    a_v: np.ndarray
+    opacity: float
+    moving_share: float  # share of the mark's pixels whose background changed enough to measure α
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    if radius <= 0:
+        return mask
+    m = mask.float()[None, None]
+    return F.max_pool2d(m, 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+
+
+def _up(chroma: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(chroma[:, None], size=shape, mode="nearest")[:, 0]
+
+
+def _down_alpha(alpha: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    pooled = F.avg_pool2d(alpha[None, None], 2, ceil_mode=True)[0, 0]
+    return pooled[: shape[0], : shape[1]]
+
+
+def estimate_matte(
+    ys: np.ndarray,
+    us: np.ndarray,
+    vs: np.ndarray,
+    support: np.ndarray,
+    *,
+    full_range: bool = False,
+    device: torch.device | None = None,
+) -> MatteEstimate:
+    """α and αW for the pixels of `support` from sampled crops (T,h,w) Y and (T,h/2,w/2) U, V."""
+    device = device or torch.device("cpu")
+    y = torch.from_numpy(np.ascontiguousarray(ys)).to(device).float()
+    u = torch.from_numpy(np.ascontiguousarray(us)).to(device).float()
+    v = torch.from_numpy(np.ascontiguousarray(vs)).to(device).float()
+    sup = torch.from_numpy(np.ascontiguousarray(support)).to(device).bool()
+    h, w = sup.shape
+    ch, cw = u.shape[-2:]
+    hole = _dilate(sup, 2)
+    known = (~hole).float()[None, None]
+    known_c = (F.avg_pool2d(known, 2, ceil_mode=True)[..., :ch, :cw] > 0.999).float()
+
+    fy = push_pull(y[:, None], known)[:, 0]
+    fu = push_pull(u[:, None], known_c)[:, 0]
+    fv = push_pull(v[:, None], known_c)[:, 0]
+
+    # joint slope over the three planes (chroma brought to luma resolution)
+    js = [y, _up(u, (h, w)), _up(v, (h, w))]
+    fs = [fy, _up(fu, (h, w)), _up(fv, (h, w))]
+    sff = torch.zeros((h, w), device=device)
+    sjf = torch.zeros((h, w), device=device)
+    for j, f in zip(js, fs, strict=True):
+        jc = j - j.mean(0)
+        fc = f - f.mean(0)
+        sff += (fc * fc).mean(0)
+        sjf += (jc * fc).mean(0)
+    slope = sjf / sff.clamp(min=1e-3)
+    alpha_t = (1.0 - slope).clamp(0, 1)
+    confidence = sff / (sff + STATIC_VARIANCE)
+
+    # level shift against the fill, and α from it for a white or black mark
+    shift = [(j - f).median(0).values for j, f in zip(js, fs, strict=True)]
+    f_med = [f.median(0).values for f in fs]
+    white, black = (255.0, 0.0) if full_range else (235.0, 16.0)
+    w_y = torch.where(shift[0] >= 0, torch.full_like(shift[0], white), torch.full_like(shift[0], black))
+    targets = [w_y, torch.full_like(w_y, 128.0), torch.full_like(w_y, 128.0)]
+    num = sum(d * (t - fm) for d, t, fm in zip(shift, targets, f_med, strict=True))
+    den = sum((t - fm) ** 2 for t, fm in zip(targets, f_med, strict=True))
+    alpha_s = (num / den.clamp(min=1.0)).clamp(0, 1)
+
+    alpha = confidence * alpha_t + (1 - confidence) * alpha_s
+    alpha = torch.where(sup & (alpha >= MIN_ALPHA), alpha, torch.zeros_like(alpha))
+
+    alpha_c = _down_alpha(alpha, (ch, cw))
+    a_y = (y - (1 - alpha) * fy).median(0).values * (alpha > 0)
+    a_u = (u - (1 - alpha_c) * fu).median(0).values * (alpha_c > 0)
+    a_v = (v - (1 - alpha_c) * fv).median(0).values * (alpha_c > 0)
+
+    marked = alpha > 0.1
+    opacity = float(torch.quantile(alpha[marked], 0.9)) if bool(marked.any()) else 0.0
+    moving = float((confidence[marked] > 0.5).float().mean()) if bool(marked.any()) else 0.0
+    return MatteEstimate(
+        alpha_y=alpha.cpu().numpy(),
+        a_y=a_y.cpu().numpy(),
+        alpha_c=alpha_c.cpu().numpy(),
+        a_u=a_u.cpu().numpy(),
+        a_v=a_v.cpu().numpy(),
+        opacity=opacity,
+        moving_share=moving,
+    )

@@ -1,0 +1,173 @@
+"""What a video file holds, read from the `ffmpeg -i` banner (no ffprobe, no torch).
+
+The `imageio-ffmpeg` wheel ships only the ffmpeg binary, so this parses the stream
+summary ffmpeg prints for an input. Anything ffmpeg cannot open as a video with a
+picture stream raises `NotAVideo` with words the sender understands.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio_ffmpeg
+
+from core.errors import NotAVideo
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 30
+
+_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_STREAM = re.compile(r"^\s*Stream #\d+:\d+(?:\[\w+\])?(?:\(\w+\))?: (Video|Audio|Subtitle|Data): (.*)$")
+_SIZE = re.compile(r"(?<![\w.])(\d{1,6})x(\d{1,6})(?![\w.])")
+_FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The facts about one video that the engine and the intake need."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int  # estimated from duration × fps; the engine counts the real number
+    duration_s: float
+    has_audio: bool
+    rotation: float = 0.0  # display rotation in degrees, as ffmpeg prints it
+    video_codec: str = ""
+    pix_fmt: str = ""
+    audio_codecs: tuple[str, ...] = ()
+    color: dict[str, str] = field(default_factory=dict)  # range/space/primaries/trc when tagged
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped by imageio-ffmpeg."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read the first video stream's size, rate, duration, audio and rotation; raise NotAVideo."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotAVideo("the file is missing")
+    if path.stat().st_size == 0:
+        raise NotAVideo("the file is empty (0 bytes), not a video")
+    try:
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise NotAVideo("reading the file's header took too long; it looks broken") from exc
+    return parse_banner(proc.stderr.decode("utf-8", "replace"))
+
+
+def parse_banner(text: str) -> VideoInfo:
+    """Turn the text `ffmpeg -i FILE` prints into a VideoInfo; raise NotAVideo."""
+    lowered = text.lower()
+    if "invalid data found" in lowered or "moov atom not found" in lowered:
+        raise NotAVideo("this file is not a video ffmpeg can read (truncated, corrupt or another kind of file)")
+    if "input #0" not in lowered:
+        raise NotAVideo("this file is not a video ffmpeg can read")
+    video: str | None = None
+    video_side: list[str] = []
+    audio_codecs: list[str] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        match = _STREAM.match(line)
+        if not match:
+            continue
+        kind, rest = match.groups()
+        if kind == "Video" and video is None and "attached pic" not in rest:
+            video = rest
+            video_side = _side_lines(lines, index + 1)
+        elif kind == "Audio":
+            audio_codecs.append(rest.split()[0].strip(","))
+    if video is None:
+        raise NotAVideo("the file has no video picture in it (audio only or another kind of file)")
+    size = _SIZE.search(video)
+    if not size:
+        raise NotAVideo("the video stream has no picture size; the file looks broken")
+    width, height = int(size.group(1)), int(size.group(2))
+    if width <= 0 or height <= 0:
+        raise NotAVideo("the video stream has an empty picture")
+    fps = _parse_fps(video)
+    duration_match = _DURATION.search(text)
+    duration = 0.0
+    if duration_match:
+        h, m, s = duration_match.groups()
+        duration = int(h) * 3600 + int(m) * 60 + float(s)
+    rotation = 0.0
+    for side in video_side:
+        rot = _ROTATION.search(side)
+        if rot:
+            rotation = float(rot.group(1))
+    codec = video.split()[0].strip(",")
+    pix_fmt, color = _parse_pix_fmt(video, codec)
+    return VideoInfo(
+        width=width,
+        height=height,
+        fps=fps,
+        frames=int(round(duration * fps)) if fps > 0 else 0,
+        duration_s=duration,
+        has_audio=bool(audio_codecs),
+        rotation=rotation,
+        video_codec=codec,
+        pix_fmt=pix_fmt,
+        audio_codecs=tuple(audio_codecs),
+        color=color,
+    )
+
+
+def _side_lines(lines: list[str], start: int) -> list[str]:
+    """Indented metadata/side-data lines that follow a stream line."""
+    out = []
+    for line in lines[start:]:
+        if _STREAM.match(line) or not line.startswith("    "):
+            break
+        out.append(line)
+    return out
+
+
+def _parse_fps(video: str) -> float:
+    values: dict[str, float] = {}
+    for number, kilo, unit in _FPS.findall(video):
+        values.setdefault(unit, float(number) * (1000 if kilo else 1))
+    return values.get("fps") or values.get("tbr") or 0.0
+
+
+_RANGE_WORDS = {"tv": "tv", "pc": "pc"}
+_KNOWN_SPACES = {
+    "bt709", "smpte170m", "bt470bg", "bt2020nc", "bt2020c", "smpte240m", "fcc", "gbr", "ycgco",
+}
+
+
+def _parse_pix_fmt(video: str, codec: str) -> tuple[str, dict[str, str]]:
+    """Pixel format and colour tags from e.g. 'yuv420p(tv, bt709/bt709/iec61937, progressive)'."""
+    parts = [p.strip() for p in re.split(r",(?![^()]*\))", video)]
+    for part in parts[1:]:
+        match = re.match(r"^([a-z0-9_]+)(?:\((.*)\))?$", part)
+        if not match or not re.match(r"^(yuv|yuvj|gray|rgb|bgr|gbr|nv|p0|pal|argb|rgba|bgra|abgr|x)", match.group(1)):
+            continue
+        pix_fmt = match.group(1)
+        color: dict[str, str] = {}
+        for token in (match.group(2) or "").split(","):
+            token = token.strip()
+            if token in _RANGE_WORDS:
+                color["range"] = token
+            elif "/" in token:
+                space, primaries, trc = (token.split("/") + ["", ""])[:3]
+                color.update(space=space, primaries=primaries, trc=trc)
+            elif token in _KNOWN_SPACES:
+                color.update(space=token, primaries=token, trc=token)
+        if pix_fmt.startswith("yuvj"):
+            color.setdefault("range", "pc")
+        return pix_fmt, color
+    return "", {}

@@ -1,0 +1,79 @@
+"""The region option: where the user says the mark is ("auto", a box, or a corner).
+
+Pure: no numpy, torch or OpenCV, so every intake channel can validate a user's option
+before it accepts a job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import BadRegion
+
+AUTO = "auto"
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+#: fraction of the frame's width / height searched for a mark named by a corner
+CORNER_FRACTION = (0.4, 0.3)
+
+_BOX = re.compile(r"^\s*(\d{1,5})\s*,\s*(\d{1,5})\s*,\s*(\d{1,5})\s*,\s*(\d{1,5})\s*$")
+_HELP = (
+    "region must be 'auto', a box 'x,y,w,h' in pixels (for example 1700,950,200,100), "
+    "or a corner: " + ", ".join(CORNERS)
+)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+def parse_region(text: str | None) -> str | None:
+    """Validate a region option; return its normal form, or None for auto-detection."""
+    if text is None:
+        return None
+    value = str(text).strip().lower().replace("_", "-").replace(" ", "")
+    if value in ("", AUTO):
+        return None
+    if value in CORNERS:
+        return value
+    match = _BOX.match(value)
+    if not match:
+        raise BadRegion(f"could not read the region {str(text)[:40]!r}: {_HELP}")
+    x, y, w, h = (int(part) for part in match.groups())
+    if w < 2 or h < 2:
+        raise BadRegion(f"the region {value} is empty: width and height must be at least 2 pixels")
+    return f"{x},{y},{w},{h}"
+
+
+def region_box(spec: str, width: int, height: int) -> Box:
+    """The box a parsed region names in a `width`×`height` frame (corners: the search area)."""
+    if spec in CORNERS:
+        cw = max(2, int(round(width * CORNER_FRACTION[0])))
+        ch = max(2, int(round(height * CORNER_FRACTION[1])))
+        x = 0 if spec.endswith("left") else width - cw
+        y = 0 if spec.startswith("top") else height - ch
+        return Box(x, y, cw, ch)
+    x, y, w, h = (int(part) for part in spec.split(","))
+    if x >= width or y >= height:
+        raise BadRegion(
+            f"the region {spec} starts outside the {width}x{height} video; "
+            "give x,y,w,h inside the picture"
+        )
+    w = min(w, width - x)
+    h = min(h, height - y)
+    if w < 2 or h < 2:
+        raise BadRegion(f"the region {spec} barely overlaps the {width}x{height} video")
+    return Box(x, y, w, h)
