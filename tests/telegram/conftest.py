@@ -53,13 +53,6 @@ async def make_deps() -> AsyncIterator[Callable[..., Any]]:
     built: list[Deps] = []
 
     async def factory(settings: Settings, **overrides: Any) -> Deps:
-        import sys  # DEV-ONLY: remove before commit
-
-        sys.path.insert(0, "/tmp/tgdev")
-        from devstorage import DirStorage, NoEngine
-
-        overrides.setdefault("storage", DirStorage(settings.storage_dir))
-        overrides.setdefault("engine", NoEngine())
         deps = await build(settings, **overrides)
         built.append(deps)
         return deps
