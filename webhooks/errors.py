@@ -76,13 +76,18 @@ def error_response(
 
 
 def http_error(
-    cls: type[web.HTTPException], code: str, message: str, headers: dict[str, str] | None = None
+    cls: type[web.HTTPException],
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
 ) -> web.HTTPException:
     """An aiohttp HTTP exception carrying our JSON body (raise it from a handler)."""
     return cls(
         text=json.dumps(error_body(code, message)),
         content_type="application/json",
         headers=headers,
+        **kwargs,
     )
 
 

@@ -23,10 +23,12 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from core import intake as intake_service
+from core.delivery import schedule_delivery
 from core.deps import Deps
 from core.errors import NotAVideo, VideoTooLarge
 from core.jobs import Job, JobState, NewJob, Source, new_job_id
@@ -71,7 +73,8 @@ def looks_like_video(head: bytes) -> bool:
 
 def safe_filename(name: str | None) -> str:
     """A storage-safe version of the uploaded file's name."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    # some clients (aiohttp among them) percent-encode the name in Content-Disposition
+    base = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = _SAFE_NAME.sub("_", base).strip("._")[:100]
     return cleaned or "upload.mp4"
 
@@ -85,7 +88,11 @@ def _bad(code: str, message: str, cls: type[web.HTTPException] = web.HTTPBadRequ
 
 def _too_large(limit: int, what: str = "the request body") -> Exception:
     return http_error(
-        web.HTTPRequestEntityTooLarge, "too_large", f"{what} is larger than {limit} bytes"
+        web.HTTPRequestEntityTooLarge,
+        "too_large",
+        f"{what} is larger than {limit} bytes",
+        max_size=limit,
+        actual_size=limit + 1,
     )
 
 
@@ -417,6 +424,13 @@ async def _discard(deps: Deps, key: str) -> None:
         logger.warning("could not remove %s after a failed upload: %s", key, exc.__class__.__name__)
 
 
+async def _next_part(reader: MultipartReader) -> Any:
+    try:
+        return await reader.next()
+    except ValueError:  # aiohttp's word for a body that is not the multipart it claims
+        raise _bad("invalid_body", "the multipart body is malformed") from None
+
+
 async def _create_from_upload(request: web.Request, deps: Deps, client: Client) -> web.Response:
     limit = deps.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + 1024 * 1024:
@@ -428,7 +442,7 @@ async def _create_from_upload(request: web.Request, deps: Deps, client: Client) 
     key: str | None = None
     filename = size = None
     try:
-        while (part := await reader.next()) is not None:
+        while (part := await _next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise _bad("invalid_body", "nested multipart bodies are not accepted")
             if part.name == "file":
@@ -548,6 +562,7 @@ async def cancel_job(request: web.Request, deps: Deps, client: Client) -> web.St
             "already_ended", f"the job has already ended ({current.status.value})", web.HTTPConflict
         )
     logger.info("job %s cancelled by %s", moved.id, client.requester)
+    await schedule_delivery(deps, moved.id)  # the callback hears job.cancelled
     return web.json_response(job_view(deps, moved))
 
 

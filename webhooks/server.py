@@ -19,14 +19,8 @@ from aiohttp import web
 
 from core.deps import Deps
 from core.settings import Settings
+from webhooks.appkeys import DEPS_KEY
 from webhooks.errors import json_errors
-
-try:
-    from webhooks.appkeys import DEPS_KEY
-except ModuleNotFoundError as exc:  # pragma: no cover - until the persistence helper lands it
-    if exc.name != "webhooks.appkeys":
-        raise
-    DEPS_KEY = web.AppKey("deps", Deps)
 
 __all__ = ["DEPS_KEY", "add_arguments", "build_app", "run"]
 
