@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 from bots.slack import SLACK_BOT_KEY, SlackBot
 from core.deps import Deps, build
@@ -38,10 +39,23 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await fake.stop()
 
 
+async def forget_redis_keys(url: str, prefix: str) -> None:
+    """Delete the Redis keys a test made (ours and arq's, by prefix), never anything else."""
+    client = Redis.from_url(url)
+    try:
+        for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
+            async for key in client.scan_iter(match=pattern, count=500):
+                await client.delete(key)
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
-def slack_settings(
+async def slack_settings(
     make_settings: Callable[..., Settings], fake_slack: FakeSlack, redis_url: str
-) -> Callable[..., Settings]:
+) -> AsyncIterator[Callable[..., Settings]]:
+    prefixes: set[str] = set()
+
     def factory(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "redis_url": redis_url,
@@ -52,9 +66,13 @@ def slack_settings(
             "max_upload_mb": 2,
         }
         values.update(overrides)
-        return make_settings(**values)
+        settings = make_settings(**values)
+        prefixes.add(settings.redis_prefix)
+        return settings
 
-    return factory
+    yield factory
+    for prefix in prefixes:
+        await forget_redis_keys(redis_url, prefix)
 
 
 @pytest.fixture
