@@ -49,9 +49,7 @@ async def take_video(deps: Deps, bot: Bot, message: Message, video: IncomingVide
             video.file_id,
             key,
             max_bytes=download_limit(settings),
-            too_large_message=texts.too_large(
-                video.file_size or download_limit(settings) + 1, settings
-            ),
+            too_large_message=texts.too_large(video.file_size, settings),
         )
         accepted = await accept(
             deps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from telegram import Message
+from telegram import Animation, Document, Message, Video
 
 #: bytes needed to recognise every container below (MPEG-TS needs its second sync byte)
 SNIFF_BYTES = 512
@@ -28,20 +28,21 @@ class IncomingVideo:
 def incoming_video(message: Message) -> IncomingVideo | None:
     """The video, animation or video/* document in `message`, or None."""
     # an animation message also carries a `document`, so look at the animation first
+    item: Video | Animation | Document
     if message.video is not None:
-        item, default_ext = message.video, "mp4"
+        item = message.video
     elif message.animation is not None:
-        item, default_ext = message.animation, "mp4"
+        item = message.animation
     elif message.document is not None and (message.document.mime_type or "").startswith("video/"):
-        item, default_ext = message.document, "mp4"
+        item = message.document
     else:
         return None
-    name = getattr(item, "file_name", None) or f"telegram-{message.message_id}.{default_ext}"
+    name = item.file_name or f"telegram-{message.message_id}.mp4"
     return IncomingVideo(
         file_id=item.file_id,
         file_unique_id=item.file_unique_id,
         file_name=safe_filename(name),
-        mime_type=getattr(item, "mime_type", None),
+        mime_type=item.mime_type,
         file_size=item.file_size,
     )
 

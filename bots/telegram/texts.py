@@ -50,17 +50,17 @@ def help_text(settings: Settings) -> str:
     )
 
 
-def too_large(size_bytes: int, settings: Settings) -> str:
-    """Refusal for a file bigger than the bot may download."""
-    size_mb = size_bytes / MB
+def too_large(size_bytes: int | None, settings: Settings) -> str:
+    """Refusal for a file bigger than the bot may download (size unknown: None)."""
+    size = f"{size_bytes / MB:.1f} MB" if size_bytes else "too big"
     limit = download_limit(settings)
     if limit < CLOUD_DOWNLOAD_LIMIT or settings.telegram_local_mode:
         return (
-            f"This file is {size_mb:.1f} MB; the largest video I take is {limit // MB} MB. "
+            f"This file is {size}; the largest video I take is {limit // MB} MB. "
             "Please send a shorter or smaller video."
         )
     return (
-        f"This file is {size_mb:.1f} MB, and Telegram lets bots download files of at most "
+        f"This file is {size}, and Telegram lets bots download files of at most "
         f"{CLOUD_DOWNLOAD_LIMIT // MB} MB. Send a smaller video, or send the video's URL to our "
         f"webhook API ({settings.public_base_url.rstrip('/')}/v1/jobs), or ask the operator to "
         "run a local Bot API server, which lifts the limit."

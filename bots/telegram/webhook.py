@@ -17,9 +17,10 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bots.telegram.application import build_application
+from bots.telegram.application import ALLOWED_UPDATES, build_application
 from bots.telegram.commands import publish_menu
 from core.deps import Deps
+from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +45,13 @@ class TelegramWebhook:
         return self.application.running
 
     async def start(self) -> None:
-        """Initialise the bot (getMe), publish the menu and start processing updates."""
+        """Initialise the bot (getMe), publish the menu, register the webhook, start."""
         await self.application.initialize()
         try:
             await publish_menu(self.application.bot)
         except TelegramError as exc:
             logger.warning("telegram command menu not published: %s", exc)
+        await register_webhook(self.application, self.deps.settings)
         await self.application.start()
         logger.info("telegram bot @%s ready for webhooks", self.application.bot.username)
 
@@ -113,6 +115,33 @@ class TelegramWebhook:
             return web.Response(text="duplicate")
         await self.application.update_queue.put(update)
         return web.Response(text="ok")
+
+
+def webhook_url(settings: Settings) -> str | None:
+    """Where Telegram should post updates: PUBLIC_BASE_URL + ROUTE, when it is https."""
+    base = settings.public_base_url.rstrip("/")
+    return f"{base}{ROUTE}" if base.startswith("https://") else None
+
+
+async def register_webhook(application: Application, settings: Settings) -> None:
+    """setWebhook with our secret token, when PUBLIC_BASE_URL is a public https URL."""
+    url = webhook_url(settings)
+    if url is None or settings.telegram_webhook_secret is None:
+        logger.info(
+            "telegram webhook not registered (needs an https PUBLIC_BASE_URL and "
+            "TELEGRAM_WEBHOOK_SECRET); see docs/telegram.md"
+        )
+        return
+    try:
+        await application.bot.set_webhook(
+            url,
+            secret_token=settings.telegram_webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+    except TelegramError as exc:
+        logger.warning("telegram webhook not registered at %s: %s", url, exc)
+        return
+    logger.info("telegram webhook registered at %s", url)
 
 
 TELEGRAM_WEBHOOK = web.AppKey("telegram_webhook", TelegramWebhook)

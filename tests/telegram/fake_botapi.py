@@ -172,6 +172,8 @@ class FakeBotApi:
         if queued:
             status, body = queued.pop(0)
             return web.json_response(body, status=status)
+        if method == "getUpdates" and not self._pending_updates(call):
+            await asyncio.sleep(0.05)  # a real server holds the long poll open
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
@@ -261,10 +263,12 @@ class FakeBotApi:
     def _m_deleteWebhook(self, call: Call) -> bool:
         return True
 
-    def _m_getUpdates(self, call: Call) -> list[dict[str, Any]]:
+    def _pending_updates(self, call: Call) -> list[dict[str, Any]]:
         offset = int(call.params.get("offset", 0))
-        pending = [update for update in self.updates if update["update_id"] >= offset]
-        return pending
+        return [update for update in self.updates if update["update_id"] >= offset]
+
+    def _m_getUpdates(self, call: Call) -> list[dict[str, Any]]:
+        return self._pending_updates(call)
 
 
 async def _read_params(request: web.Request) -> tuple[dict[str, str], dict[str, Upload]]:

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from bots.telegram.webhook import TELEGRAM_WEBHOOK
 from core.deps import Deps
 from core.jobs import JobState, Source
-from tests.telegram.conftest import HEADERS
+from tests.telegram.conftest import HEADERS, SECRET
 from tests.telegram.fake_botapi import FakeBotApi
 from tests.telegram.updates import USER_ID, command_update, video_update
 
@@ -237,3 +237,16 @@ async def test_slow_download_does_not_stall_other_chats(tg_client, fake_api, sma
     assert answered < 1.0  # the webhook did not wait for the download
     assert help_done < 1.5  # the other chat was answered while the download still ran
     assert fake_api.file_downloads == 1 and len(await telegram_jobs(deps)) == 1
+
+
+async def test_start_up_registers_the_webhook_with_its_secret_token(tg_client, fake_api):
+    await tg_client(public_base_url="https://bots.example.com/")
+    (call,) = fake_api.calls_to("setWebhook")
+    assert call.params["url"] == "https://bots.example.com/telegram/webhook"
+    assert call.params["secret_token"] == SECRET
+    assert call.json_param("allowed_updates") == ["message"]
+
+
+async def test_webhook_is_not_registered_without_a_public_https_url(tg_client, fake_api):
+    await tg_client(public_base_url="http://127.0.0.1:8080")
+    assert fake_api.calls_to("setWebhook") == []
