@@ -77,3 +77,79 @@ def new_job(n: int = 0, **overrides: object) -> NewJob:
     }
     values.update(overrides)
     return NewJob(**values)  # type: ignore[arg-type]
+
+
+PGBOUNCER_CONFIG = """\
+[databases]
+* = host=127.0.0.1 port={pg_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {dir}/userlist.txt
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 50
+server_reset_query =
+{user_line}
+"""
+
+
+@pytest.fixture
+async def pgbouncer_url(pg_url: str) -> AsyncIterator[str]:
+    """`pg_url` through a real pgbouncer in transaction mode (skips when it is not installed).
+
+    pgbouncer before 1.21 keeps no prepared statements across transactions, exactly like
+    Supabase's transaction pooler, so only a client that does without them works here.
+    """
+    import asyncio
+    import os
+    import shutil
+    import socket
+    import tempfile
+    from urllib.parse import urlsplit
+
+    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+    if binary is None:
+        pytest.skip("pgbouncer is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    parts = urlsplit(pg_url)
+    workdir = Path(tempfile.mkdtemp(prefix="bl-pgbouncer-"))
+    workdir.chmod(0o755)  # pgbouncer drops root privileges before reading some files
+    (workdir / "userlist.txt").write_text(f'"{parts.username}" ""\n')
+    config = workdir / "pgbouncer.ini"
+    user_line = "user = nobody" if os.geteuid() == 0 else ""
+    config.write_text(
+        PGBOUNCER_CONFIG.format(pg_port=parts.port, port=port, dir=workdir, user_line=user_line)
+    )
+    for path in workdir.iterdir():
+        path.chmod(0o644)
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                if proc.returncode is not None:
+                    err = await proc.stderr.read() if proc.stderr else b""
+                    pytest.fail(f"pgbouncer did not start: {err.decode(errors='replace')[-500:]}")
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
+        yield f"{parts.scheme}://{parts.username}@127.0.0.1:{port}{parts.path}"
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -106,3 +107,28 @@ async def test_closed_pool_raises_store_error(pg_url: str) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await store.get("x")
+
+
+async def test_store_works_through_a_transaction_pooler(pgbouncer_url: str) -> None:
+    store = await PostgresJobStore.connect(f"{pgbouncer_url}?pgbouncer=true")
+    try:
+        assert store.pooled
+        assert await store.migrate() == ["0001_init"]
+        jobs = [
+            job
+            for job, _ in await asyncio.gather(
+                *(store.create(new_job(n, idempotency_key=f"k{n % 10}")) for n in range(30))
+            )
+        ]
+        assert len({job.id for job in jobs}) == 10
+        claims = await asyncio.gather(
+            *(store.claim(job.id, f"w{i}", 300) for i, job in enumerate(jobs))
+        )
+        assert len([c for c in claims if c is not None]) == 10
+        for job in {c.id: c for c in claims if c is not None}.values():
+            assert await store.heartbeat(job.id, job.lease_owner or "", 300, progress=5)
+            assert await store.move(job.id, JobState.COMPLETED, owner=job.lease_owner)
+        assert len(await store.finished_since(jobs[0].created_at)) == 10
+        assert sum((await store.counts_by_state()).values()) == 10
+    finally:
+        await store.close()
