@@ -16,9 +16,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 BOT_TOKEN = "xoxb-1234-5678-fake"
+APP_TOKEN = "xapp-1-A0BLANKLOGO-1234-fake"
 BOT_USER_ID = "UBOTBLANK"
 BOT_ID = "BBOTBLANK"
 TEAM_ID = "T0TEST"
@@ -81,6 +82,8 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.uploads: list[Upload] = []
         self.responses: list[dict[str, Any]] = []  # bodies POSTed to response_url
+        self.socket_acks: list[dict[str, Any]] = []  # what Socket Mode clients sent back
+        self._sockets: list[web.WebSocketResponse] = []
         self._pending_uploads: dict[str, tuple[str, int, bytes | None]] = {}
         self._failures: dict[str, list[_Failure]] = defaultdict(list)
         self._ids = itertools.count(1)
@@ -96,6 +99,7 @@ class FakeSlack:
         app.router.add_get("/login", self._login_page)
         app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_post("/commands/{id}", self._response_url)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -105,6 +109,8 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        for ws in self._sockets:
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -198,7 +204,8 @@ class FakeSlack:
                 status=failure.status,
                 headers=failure.headers,
             )
-        if token != self.token:
+        expected = APP_TOKEN if method == "apps.connections.open" else self.token
+        if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
@@ -216,6 +223,9 @@ class FakeSlack:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.root.replace("http://", "ws://") + "/socket"}
 
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ids):06d}"
@@ -343,6 +353,42 @@ class FakeSlack:
     async def _response_url(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())
         return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": "A0BLANKLOGO"},
+            }
+        )
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                self.socket_acks.append(json.loads(message.data))
+        return ws
+
+    async def send_over_socket(self, payload: dict[str, Any], kind: str = "events_api") -> str:
+        """Push an envelope to the connected Socket Mode client; return its envelope_id."""
+        for _ in range(500):
+            if self._sockets:
+                break
+            await asyncio.sleep(0.01)
+        envelope_id = f"env-{next(self._ids)}"
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "payload": payload,
+                "type": kind,
+                "accepts_response_payload": kind != "events_api",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        return envelope_id
 
     def response_url(self) -> str:
         return f"{self.root}/commands/{next(self._ids)}"
