@@ -59,7 +59,15 @@ async def make_deps() -> AsyncIterator[Callable[..., Any]]:
 
     yield factory
     for deps in reversed(built):
+        await forget_redis_keys(deps.redis, deps.settings.redis_prefix)
         await deps.close()
+
+
+async def forget_redis_keys(redis: Any, prefix: str) -> None:
+    """Delete the Redis keys a test made (ours and arq's, by prefix), never anything else."""
+    for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
+        async for key in redis.scan_iter(match=pattern, count=500):
+            await redis.delete(key)
 
 
 def build_web_app(deps: Deps) -> web.Application:
