@@ -80,7 +80,7 @@ class ApiFactory:
     aiohttp_client: Callable[..., Awaitable[TestClient]]
     opened: list[Deps] = field(default_factory=list)
 
-    async def __call__(self, **overrides: Any) -> Api:
+    async def __call__(self, *, real_engine: bool = False, **overrides: Any) -> Api:
         port = free_port()
         values: dict[str, Any] = {
             "redis_url": self.redis_url,
@@ -90,7 +90,7 @@ class ApiFactory:
         }
         values.update(overrides)
         settings = self.make_settings(**values)
-        deps = await build(settings, engine=IdleEngine())
+        deps = await build(settings) if real_engine else await build(settings, engine=IdleEngine())
         self.opened.append(deps)
         app: web.Application = build_app(deps)
         client = await self.aiohttp_client(TestServer(app, host="127.0.0.1", port=port))
