@@ -88,9 +88,10 @@ class VideoIntake:
         thread_ts: str,
     ) -> None:
         channel = event["channel"]
-        file = await self._complete_info(file)
-        if file is None or not is_video(file):
+        completed = await self._complete_info(file)
+        if completed is None or not is_video(completed):
             return
+        file = completed
         filename = str(file.get("name") or file.get("title") or "video.mp4")
         declared = file.get("size")
         max_bytes = self.deps.settings.max_upload_bytes
