@@ -47,6 +47,8 @@ class Call:
     params: dict[str, str]
     files: dict[str, Upload] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
+    #: what the fake answered (a Message dict for send/edit methods)
+    result: Any = None
 
     def json_param(self, name: str) -> Any:
         """A parameter PTB sent JSON-encoded (ids, reply_parameters, commands)."""
@@ -180,6 +182,7 @@ class FakeBotApi:
         result = handler(call)
         if isinstance(result, web.Response):
             return result
+        call.result = result
         return web.json_response({"ok": True, "result": result})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
