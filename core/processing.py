@@ -97,7 +97,7 @@ async def run_job(deps: Deps, job_id: str, attempt: int, *, owner: str, policy: 
         return f"stale run {attempt} (job already had {job.attempts})"
     if job.status != JobState.QUEUED:
         return f"job is {job.status.value}"
-    claimed = await deps.store.claim(job_id, owner, policy.lease_s)
+    claimed = await _claim(deps, job_id, owner, policy)
     if claimed is None:
         return "claimed by another worker"
     logger.info(
@@ -109,6 +109,19 @@ async def run_job(deps: Deps, job_id: str, attempt: int, *, owner: str, policy: 
         _age_s(claimed),
     )
     return await _run_claimed(deps, claimed, owner, policy)
+
+
+async def _claim(deps: Deps, job_id: str, owner: str, policy: Policy) -> Job | None:
+    """Claim the job; a worker stopping meanwhile lets the claim finish, then hands it back."""
+    claiming = asyncio.ensure_future(deps.store.claim(job_id, owner, policy.lease_s))
+    try:
+        return await asyncio.shield(claiming)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            claimed = await claiming
+            if claimed is not None:
+                await hand_back(deps, claimed, owner, _Tracker(), 0.0)
+        raise
 
 
 def _age_s(job: Job) -> float:
@@ -178,8 +191,10 @@ async def _heartbeat_until_done(
             if work.done():
                 return False
             try:
-                beat = await deps.store.heartbeat(
-                    job.id, owner, policy.lease_s, progress=tracker.percent, step=tracker.step
+                beat = await asyncio.shield(
+                    deps.store.heartbeat(
+                        job.id, owner, policy.lease_s, progress=tracker.percent, step=tracker.step
+                    )
                 )
             except StoreError as exc:
                 logger.warning("job %s: heartbeat failed (%s); will try again", job.id, exc)

@@ -1,0 +1,101 @@
+"""Pipeline fixtures: real Redis (isolated by prefix), SQLite store, local storage, fakes at our ports."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from core.deps import Deps, build
+from core.jobs import NewJob, Source
+from core.processing import Policy
+from core.settings import Settings
+from core.worker import build_worker
+from tests.pipeline.fakes import CountingNotifier, ScriptedEngine
+
+#: short lease and retry waits so whole job lives fit in a test
+FAST = Policy(lease_s=2, heartbeat_s=0.1, retry_base_s=0.02)
+
+
+async def forget_prefix(url: str, prefix: str) -> None:
+    """Delete every Redis key this test made (ours and arq's), never anything else."""
+    client = Redis.from_url(url)
+    try:
+        for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
+            async for key in client.scan_iter(match=pattern, count=500):
+                await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def settings(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> AsyncIterator[Settings]:
+    s = make_settings(redis_url=redis_url, job_lease_seconds=FAST.lease_s)
+    yield s
+    await forget_prefix(redis_url, s.redis_prefix)
+
+
+@pytest.fixture
+def notifier() -> CountingNotifier:
+    return CountingNotifier()
+
+
+@pytest.fixture
+async def deps(settings: Settings, notifier: CountingNotifier) -> AsyncIterator[Deps]:
+    d = await build_deps(settings, notifier)
+    yield d
+    await d.close()
+
+
+async def build_deps(settings: Settings, notifier: CountingNotifier, **overrides: Any) -> Deps:
+    """Real store, storage, Redis and queue; a scripted engine and counting notifiers."""
+    from core.storage import open_storage
+
+    storage = open_storage(settings)
+    overrides.setdefault("engine", ScriptedEngine(storage))
+    notifiers = {source: notifier for source in Source}
+    return await build(settings, storage=storage, notifiers=notifiers, **overrides)
+
+
+async def run_worker(deps: Deps, policy: Policy = FAST, **options: Any) -> Any:
+    """Run a real arq Worker in burst mode until the queue is empty; return it."""
+    worker = build_worker(
+        deps.settings,
+        deps=deps,
+        policy=policy,
+        burst=True,
+        poll_delay=0,
+        handle_signals=False,
+        **options,
+    )
+    try:
+        await worker.async_run()
+    finally:
+        with contextlib.suppress(Exception):
+            await worker.close()
+    return worker
+
+
+def new_job(clip: Path | None = None, **changes: Any) -> NewJob:
+    values: dict[str, Any] = {
+        "source": Source.WEBHOOK,
+        "requester": "test-client",
+        "reply_to": {"callback_url": "http://127.0.0.1:9/callback"},
+        "options": {"region": "auto"},
+        "input_filename": "clip.mp4",
+    }
+    values.update(changes)
+    return NewJob(**values)
+
+
+async def store_clip(deps: Deps, job: NewJob, clip: Path) -> NewJob:
+    """Put the clip where intake channels put uploads and point the job at it."""
+    key = f"inputs/{job.id}/clip.mp4"
+    size = await deps.storage.put_file(key, clip)
+    return NewJob(**{**job.__dict__, "input_key": key, "input_size_bytes": size})

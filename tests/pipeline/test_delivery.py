@@ -1,0 +1,89 @@
+"""Delivery: once per job, retried with backoff on DeliveryError, given up and counted at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core import queue as arq_queue
+from core.delivery import DELIVERY_BACKOFF_S, deliver_result, delivery_failures
+from core.deps import Deps
+from core.jobs import JobState
+from core.upkeep import utcnow
+from tests.pipeline.conftest import new_job, run_worker, store_clip
+from tests.pipeline.fakes import CountingNotifier
+
+
+async def ended_job(deps: Deps, clip: Path, state: JobState = JobState.COMPLETED) -> str:
+    job, _ = await deps.store.create(await store_clip(deps, new_job(), clip))
+    await deps.store.claim(job.id, "w", 60)
+    await deps.store.move(
+        job.id, state, owner="w", error_message="nope" if state == JobState.FAILED else None
+    )
+    return job.id
+
+
+async def test_a_failed_delivery_is_released_and_retried_later_with_backoff(
+    deps: Deps, notifier: CountingNotifier, small_clip: Path
+) -> None:
+    notifier.failures = 1
+    job_id = await ended_job(deps, small_clip)
+
+    assert await deliver_result(deps, job_id, 0) == "retrying"
+
+    job = await deps.store.get(job_id)
+    assert job is not None and job.delivered_at is None  # claim released for the next try
+    score = await deps.redis.zscore(
+        deps.settings.queue_name, arq_queue.delivery_id(deps.settings, job_id, 1)
+    )
+    wait_s = score / 1000 - utcnow().timestamp()
+    assert DELIVERY_BACKOFF_S[0] - 1 < wait_s < DELIVERY_BACKOFF_S[0] * 1.2 + 1
+
+    assert await deliver_result(deps, job_id, 1) == "delivered"
+    assert notifier.delivered == [(job_id, "completed")]
+
+
+async def test_delivery_is_given_up_after_the_last_try_and_counted(
+    deps: Deps, notifier: CountingNotifier, small_clip: Path
+) -> None:
+    notifier.failures = 100
+    job_id = await ended_job(deps, small_clip, JobState.FAILED)
+
+    outcome = await deliver_result(deps, job_id, len(DELIVERY_BACKOFF_S))
+
+    assert outcome == "given up"
+    assert await delivery_failures(deps) == 1
+    assert await deps.queue.depth() == 0
+    assert notifier.delivered == []
+
+
+async def test_a_job_is_delivered_once_however_often_delivery_runs(
+    deps: Deps, notifier: CountingNotifier, small_clip: Path
+) -> None:
+    job_id = await ended_job(deps, small_clip)
+    for attempt in range(3):
+        await deps.queue.enqueue_delivery(job_id, attempt)
+
+    await run_worker(deps)
+    assert await deliver_result(deps, job_id, 9) == "already delivered"
+
+    assert notifier.count(job_id) == 1
+
+
+async def test_unfinished_jobs_are_not_delivered(
+    deps: Deps, notifier: CountingNotifier, small_clip: Path
+) -> None:
+    job, _ = await deps.store.create(await store_clip(deps, new_job(), small_clip))
+
+    assert await deliver_result(deps, job.id, 0) == "job is queued, nothing to deliver yet"
+    assert notifier.delivered == []
+
+
+async def test_sources_without_a_notifier_are_marked_delivered(
+    deps: Deps, small_clip: Path
+) -> None:
+    deps.notifiers.clear()
+    job_id = await ended_job(deps, small_clip)
+
+    assert await deliver_result(deps, job_id, 0) == "no notifier"
+    job = await deps.store.get(job_id)
+    assert job is not None and job.delivered_at is not None
