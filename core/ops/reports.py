@@ -162,6 +162,10 @@ def build_queue_report(
         by_state[JobState(state).value] = by_state.get(JobState(state).value, 0) + n
         per = by_source.setdefault(Source(source).value, {})
         per[JobState(state).value] = per.get(JobState(state).value, 0) + n
+    by_source = {
+        src: {st.value: per[st.value] for st in JobState if st.value in per}
+        for src, per in sorted(by_source.items())
+    }
     oldest: Job | None = None
     for job in queued:
         if oldest is None or job.updated_at < oldest.updated_at:

@@ -43,6 +43,9 @@ class Band:
     #: values strictly above this are Critical
     critical_above: float
     runbook: str
+    #: how `describe` shows the bounds: value / scale, in `shown_unit`
+    scale: float = 1.0
+    shown_unit: str = ""
 
     def classify(self, value: float) -> Level:
         """The level of `value` in this band."""
@@ -54,15 +57,16 @@ class Band:
 
     def describe(self) -> str:
         """'Normal 0-5, Warning 6-50, Critical > 50' style summary of the band."""
-        normal = self.normal_max
+        normal, critical = self.normal_max / self.scale, self.critical_above / self.scale
+        unit = self.shown_unit or self.unit
         if self.normal_inclusive:
             return (
-                f"Normal 0-{_num(normal)}, Warning {_num(normal + 1)}-{_num(self.critical_above)}, "
-                f"Critical over {_num(self.critical_above)} {self.unit}"
+                f"Normal 0-{_num(normal)}, Warning {_num(normal + 1)}-{_num(critical)}, "
+                f"Critical over {_num(critical)} {unit}"
             )
         return (
-            f"Normal under {_num(normal)}, Warning {_num(normal)}-{_num(self.critical_above)}, "
-            f"Critical over {_num(self.critical_above)} {self.unit}"
+            f"Normal under {_num(normal)}, Warning {_num(normal)}-{_num(critical)}, "
+            f"Critical over {_num(critical)} {unit}"
         )
 
 
@@ -79,7 +83,7 @@ WORKER_MEMORY_PCT = "worker_memory_pct"
 THRESHOLDS: dict[str, Band] = {
     QUEUE_DEPTH: Band("Queue depth", "jobs", 5, True, 50, "0-5 / 10-20 / >50"),
     COMPLETION_TIME_S: Band(
-        "Job completion time", "s", 120, False, 600, "<2 min / 2-5 min / >10 min"
+        "Job completion time", "s", 120, False, 600, "<2 min / 2-5 min / >10 min", 60, "min"
     ),
     MODAL_COLD_START_S: Band("Modal cold start", "s", 60, False, 180, "<60s / 60-120s / >180s"),
     ERROR_RATE_PCT: Band("Error rate", "%", 1, False, 10, "<1% / 1-5% / >10%"),
