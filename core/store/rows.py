@@ -62,7 +62,7 @@ class Dialect:
         if value is None:
             return None
         if column in JSON_COLUMNS:
-            return json.dumps(value, separators=(",", ":"), sort_keys=True)
+            return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_plain)
         if column in TIME_COLUMNS:
             return self.encode_time(utc(value))
         if isinstance(value, JobState | Source):
@@ -78,6 +78,17 @@ class Dialect:
         if column in TIME_COLUMNS:
             return self.decode_time(value)
         return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what json cannot write itself: numpy scalars and arrays, paths, times."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, datetime):
+        return utc(value).isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
 
 
 def _iso(value: datetime) -> str:

@@ -41,6 +41,7 @@ class SqliteJobStore(SqlJobStore):
         super().__init__(**kwargs)
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._closed = False
         self.path = path
 
     @classmethod
@@ -74,11 +75,15 @@ class SqliteJobStore(SqlJobStore):
     async def close(self) -> None:
         """Close the connection."""
         async with self._lock:
-            await self._conn.close()
+            if not self._closed:
+                self._closed = True
+                await self._conn.close()
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
+            if self._closed:
+                raise StoreError(f"the SQLite store {self.path} is closed")
             try:
                 yield self._conn
             except (sqlite3.Error, OSError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,59 +98,86 @@ server_reset_query =
 """
 
 
-@pytest.fixture
-async def pgbouncer_url(pg_url: str) -> AsyncIterator[str]:
-    """`pg_url` through a real pgbouncer in transaction mode (skips when it is not installed).
+class Pgbouncer:
+    """A real pgbouncer in transaction mode in front of one test database."""
 
-    pgbouncer before 1.21 keeps no prepared statements across transactions, exactly like
-    Supabase's transaction pooler, so only a client that does without them works here.
-    """
-    import asyncio
-    import os
-    import shutil
-    import socket
-    import tempfile
-    from urllib.parse import urlsplit
+    def __init__(self, binary: str, pg_url: str) -> None:
+        import os
+        import socket
+        import tempfile
+        from urllib.parse import urlsplit
 
-    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
-    if binary is None:
-        pytest.skip("pgbouncer is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    parts = urlsplit(pg_url)
-    workdir = Path(tempfile.mkdtemp(prefix="bl-pgbouncer-"))
-    workdir.chmod(0o755)  # pgbouncer drops root privileges before reading some files
-    (workdir / "userlist.txt").write_text(f'"{parts.username}" ""\n')
-    config = workdir / "pgbouncer.ini"
-    user_line = "user = nobody" if os.geteuid() == 0 else ""
-    config.write_text(
-        PGBOUNCER_CONFIG.format(pg_port=parts.port, port=port, dir=workdir, user_line=user_line)
-    )
-    for path in workdir.iterdir():
-        path.chmod(0o644)
-    proc = await asyncio.create_subprocess_exec(
-        binary,
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        parts = urlsplit(pg_url)
+        self.url = f"{parts.scheme}://{parts.username}@127.0.0.1:{self.port}{parts.path}"
+        self.binary = binary
+        self.workdir = Path(tempfile.mkdtemp(prefix="bl-pgbouncer-"))
+        self.workdir.chmod(0o755)  # pgbouncer drops root privileges before reading some files
+        (self.workdir / "userlist.txt").write_text(f'"{parts.username}" ""\n')
+        self.config = self.workdir / "pgbouncer.ini"
+        user_line = "user = nobody" if os.geteuid() == 0 else ""
+        self.config.write_text(
+            PGBOUNCER_CONFIG.format(
+                pg_port=parts.port, port=self.port, dir=self.workdir, user_line=user_line
+            )
+        )
+        for path in self.workdir.iterdir():
+            path.chmod(0o644)
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            str(self.config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(200):
             try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
-                if proc.returncode is not None:
-                    err = await proc.stderr.read() if proc.stderr else b""
+                if self.proc.returncode is not None:
+                    err = await self.proc.stderr.read() if self.proc.stderr else b""
                     pytest.fail(f"pgbouncer did not start: {err.decode(errors='replace')[-500:]}")
                 await asyncio.sleep(0.05)
                 continue
             writer.close()
             await writer.wait_closed()
-            break
-        yield f"{parts.scheme}://{parts.username}@127.0.0.1:{port}{parts.path}"
+            return
+        pytest.fail("pgbouncer did not open its port")
+
+    async def stop(self) -> None:
+        """Stop it (the process this fixture started, by its own handle)."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+async def pgbouncer(pg_url: str) -> AsyncIterator[Pgbouncer]:
+    """`pg_url` through a real pgbouncer in transaction mode (skips when it is not installed).
+
+    pgbouncer before 1.21 keeps no prepared statements across transactions, exactly like
+    Supabase's transaction pooler, so only a client that does without them works here.
+    """
+    import shutil
+
+    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+    if binary is None:
+        pytest.skip("pgbouncer is not installed")
+    bouncer = Pgbouncer(binary, pg_url)
+    try:
+        await bouncer.start()
+        yield bouncer
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        await bouncer.stop()
+        shutil.rmtree(bouncer.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer: Pgbouncer) -> str:
+    return pgbouncer.url

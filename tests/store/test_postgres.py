@@ -132,3 +132,20 @@ async def test_store_works_through_a_transaction_pooler(pgbouncer_url: str) -> N
         assert sum((await store.counts_by_state()).values()) == 10
     finally:
         await store.close()
+
+
+async def test_store_fails_while_the_database_is_away_and_resumes_after(pgbouncer) -> None:
+    store = await PostgresJobStore.connect(f"{pgbouncer.url}?pgbouncer=true", connect_timeout=2)
+    try:
+        await store.migrate()
+        job, _ = await store.create(new_job())
+        await pgbouncer.stop()
+        with pytest.raises(StoreError):
+            await store.get(job.id)
+        with pytest.raises(StoreError):
+            await store.create(new_job(1))
+        await pgbouncer.start()
+        assert await store.get(job.id) == job
+        assert (await store.create(new_job(2)))[1]
+    finally:
+        await store.close()

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.errors import IllegalTransition
+from core.errors import IllegalTransition, StoreError
 from core.jobs import JobState, Source
 from core.ports import AuditEntry
 from core.store.base import SqlJobStore
@@ -333,3 +333,21 @@ async def test_audit_entries_round_trip_newest_first(store: SqlJobStore, clock: 
 
 async def test_ping_answers_while_open(store: SqlJobStore) -> None:
     await store.ping()
+
+
+async def test_closed_store_raises_store_error(store: SqlJobStore) -> None:
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.get("x")
+    with pytest.raises(StoreError):
+        await store.ping()
+    await store.close()  # closing twice is harmless
+
+
+async def test_report_with_numpy_values_is_stored_as_plain_json(store: SqlJobStore) -> None:
+    np = pytest.importorskip("numpy")
+    job = await claimed(store)
+    report = {"opacity": np.float32(0.5), "box": np.array([1, 2, 3, 4]), "frames": np.int64(30)}
+    done = await store.move(job.id, JobState.COMPLETED, report=report)
+    assert done is not None
+    assert done.report == {"opacity": 0.5, "box": [1, 2, 3, 4], "frames": 30}
