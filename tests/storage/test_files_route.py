@@ -96,3 +96,30 @@ async def test_route_is_absent_with_supabase_storage(make_settings, aiohttp_clie
     files.setup(app, SimpleNamespace(settings=settings, storage=None))  # type: ignore[arg-type]
     client = await aiohttp_client(app)
     assert (await client.get("/files/outputs/job1.mp4?expires=1&signature=x")).status == 404
+
+
+async def test_result_link_works_through_the_service_app(make_settings, aiohttp_client) -> None:
+    from core.deps import Deps
+    from core.store import open_store
+    from webhooks.appkeys import DEPS_KEY
+    from webhooks.server import DEPS_KEY as SERVER_DEPS_KEY
+    from webhooks.server import build_app
+
+    settings = make_settings()
+    store = await open_store(settings)
+    storage = open_storage(settings)
+    try:
+        deps = Deps(settings, store, storage, queue=None, engine=None, redis=None)  # type: ignore[arg-type]
+        app = build_app(deps)
+        assert SERVER_DEPS_KEY is DEPS_KEY and app[DEPS_KEY] is deps
+        await storage.put_stream("outputs/job9.mp4", chunks_of(VIDEO))
+        client = await aiohttp_client(app)
+        url = await storage.signed_url("outputs/job9.mp4", expires_in=60)
+        resp = await client.get(path_and_query(url))
+        assert resp.status == 200 and await resp.read() == VIDEO
+        tampered = path_and_query(url).replace("job9", "job8")
+        resp = await client.get(tampered)
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "forbidden"
+    finally:
+        await store.close()
