@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import RedisError
 from telegram import Bot, Message, ReplyParameters
 from telegram.error import TelegramError
 
@@ -30,10 +31,13 @@ async def take_video(deps: Deps, bot: Bot, message: Message, video: IncomingVide
     """Turn one incoming video into a job, telling the sender how it went."""
     settings = deps.settings
     chat_id = message.chat_id
+    requester = str(message.from_user.id if message.from_user else chat_id)
     try:
         options = parse_caption(message.caption)
         if video.file_size is not None and video.file_size > download_limit(settings):
             raise InputError(texts.too_large(video.file_size, settings))
+        if not await _within_hourly_limit(deps, requester):
+            raise InputError(texts.rate_limited(settings.user_rate_limit_per_hour))
     except InputError as exc:
         await bot.send_message(chat_id, texts.clip(str(exc)), reply_parameters=reply_to(message))
         return
@@ -56,7 +60,7 @@ async def take_video(deps: Deps, bot: Bot, message: Message, video: IncomingVide
             NewJob(
                 id=job_id,
                 source=Source.TELEGRAM,
-                requester=str(message.from_user.id if message.from_user else chat_id),
+                requester=requester,
                 reply_to={
                     "chat_id": chat_id,
                     "message_id": message.message_id,
@@ -98,6 +102,24 @@ async def take_video(deps: Deps, bot: Bot, message: Message, video: IncomingVide
         accepted.position,
     )
     await _edit(bot, chat_id, status.message_id, texts.queued(job_id, accepted.position))
+
+
+async def _within_hourly_limit(deps: Deps, requester: str) -> bool:
+    """Count one video for `requester` this hour; False past USER_RATE_LIMIT_PER_HOUR."""
+    settings = deps.settings
+    limit = settings.user_rate_limit_per_hour
+    if limit <= 0 or requester in settings.telegram_admin_user_ids:
+        return True
+    key = f"{settings.redis_prefix}:telegram:rate:{requester}:{int(time.time() // 3600)}"
+    try:
+        count = await deps.redis.incr(key)
+        if count == 1:
+            await deps.redis.expire(key, 3600)
+    except (RedisError, OSError) as exc:
+        # the limit protects the queue; a Redis hiccup must not refuse honest users
+        logger.warning("rate limit of telegram:%s not checked: %s", requester, exc)
+        return True
+    return int(count) <= limit
 
 
 async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:

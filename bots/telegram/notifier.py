@@ -107,8 +107,8 @@ class TelegramNotifier:
         try:
             bot = await self.bot()
             if job.status == JobState.COMPLETED:
-                await self._send_result(bot, job)
-                final = texts.done(job)
+                as_link = await self._send_result(bot, job)
+                final = texts.done(job, as_link=as_link)
             elif job.status == JobState.FAILED:
                 await self._reply(bot, job, texts.failed(job))
                 final = texts.failed(job)
@@ -128,13 +128,14 @@ class TelegramNotifier:
         logger.info("job %s delivered to telegram chat %s (%s)", job.id, chat_id, job.status.value)
         await self._update_status(bot, job, final)
 
-    async def _send_result(self, bot: Bot, job: Job) -> None:
+    async def _send_result(self, bot: Bot, job: Job) -> bool:
+        """Reply with the video, or a link when it is too big; True when a link was sent."""
         limit = upload_limit(self.settings)
         if job.output_key is None:
             raise StorageError(f"completed job {job.id} has no output")
         if (job.output_size_bytes or 0) > limit:
             await self._send_link(bot, job, limit)
-            return
+            return True
         report = job.report or {}
         with tempfile.TemporaryDirectory(prefix="blanklogo-tg-") as tmp:
             path = Path(tmp) / f"blanklogo-{job.id}.mp4"
@@ -157,6 +158,8 @@ class TelegramNotifier:
                     raise
                 # the server's limit is lower than we thought (e.g. a proxy): send a link
                 await self._send_link(bot, job, limit)
+                return True
+        return False
 
     async def _send_link(self, bot: Bot, job: Job, limit: int) -> None:
         assert job.output_key is not None

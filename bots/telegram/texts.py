@@ -67,6 +67,14 @@ def too_large(size_bytes: int | None, settings: Settings) -> str:
     )
 
 
+def rate_limited(limit: int) -> str:
+    """Refusal once a user sent more videos this hour than USER_RATE_LIMIT_PER_HOUR."""
+    return (
+        f"You've sent {limit} videos this hour, which is the most I take from one person. "
+        "Please send this one again later."
+    )
+
+
 def queued(job_id: str, position: int) -> str:
     """The status reply once the job is accepted."""
     return f"Queued, position {position}. I'll update this message as it goes.\nJob {job_id}"
@@ -85,9 +93,10 @@ def progress(job: Job) -> str:
     return f"Cleaning your video… {job.progress}%{step}\nJob {job.id}"
 
 
-def done(job: Job) -> str:
+def done(job: Job, *, as_link: bool = False) -> str:
     """The status reply when the result was sent."""
-    return f"Done. The cleaned video is in the reply below.\nJob {job.id}"
+    what = "A download link for the cleaned video" if as_link else "The cleaned video"
+    return f"Done. {what} is in the reply below.\nJob {job.id}"
 
 
 def result_caption(job: Job) -> str:

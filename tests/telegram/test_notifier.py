@@ -117,6 +117,7 @@ async def test_result_over_50_mb_is_sent_as_a_signed_link(
     text = reply.params["text"]
     assert "60.0 MB" in text and "24 hours" in text and "http" in text and job.id in text
     assert reply.json_param("reply_parameters")["message_id"] == USER_MESSAGE
+    assert "download link" in fake_api.calls_to("editMessageText")[-1].params["text"]
 
 
 async def test_failed_job_is_explained_in_plain_words_with_its_id(

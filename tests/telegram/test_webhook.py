@@ -13,7 +13,7 @@ from core.deps import Deps
 from core.jobs import JobState, Source
 from tests.telegram.conftest import HEADERS, SECRET
 from tests.telegram.fake_botapi import FakeBotApi
-from tests.telegram.updates import USER_ID, command_update, video_update
+from tests.telegram.updates import ADMIN_ID, USER_ID, command_update, video_update
 
 
 async def settle(client: TestClient) -> None:
@@ -250,3 +250,23 @@ async def test_start_up_registers_the_webhook_with_its_secret_token(tg_client, f
 async def test_webhook_is_not_registered_without_a_public_https_url(tg_client, fake_api):
     await tg_client(public_base_url="http://127.0.0.1:8080")
     assert fake_api.calls_to("setWebhook") == []
+
+
+async def test_videos_past_the_hourly_limit_are_refused_except_for_admins(
+    tg_client, fake_api, small_clip
+):
+    client, deps = await tg_client(user_rate_limit_per_hour=1)
+    fake_api.add_file("v", small_clip.read_bytes())
+    updates = [
+        video_update(1, file_id="v", message_id=1),
+        video_update(2, file_id="v", message_id=2),
+        video_update(3, file_id="v", message_id=3, chat_id=ADMIN_ID, user_id=ADMIN_ID),
+        video_update(4, file_id="v", message_id=4, chat_id=ADMIN_ID, user_id=ADMIN_ID),
+    ]
+    for update in updates:
+        assert (await client.post("/telegram/webhook", json=update, headers=HEADERS)).status == 200
+        await settle(client)
+    (refusal,) = replies_to(fake_api, 2)
+    assert "this hour" in refusal
+    jobs = await telegram_jobs(deps)
+    assert sorted(job.reply_to["message_id"] for job in jobs) == [1, 3, 4]
