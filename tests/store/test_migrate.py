@@ -103,3 +103,17 @@ def test_migrate_command_fails_cleanly_on_a_bad_url(capsys) -> None:
     add_arguments(parser)
     assert run(parser.parse_args(["--database-url", "mysql://x"])) == 1
     assert "DATABASE_URL must start with" in capsys.readouterr().err
+
+
+async def test_schema_has_the_lookup_indexes(store: SqlJobStore) -> None:
+    if store.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bl_jobs'"
+    else:
+        sql = "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'bl_jobs'"
+    names = {r["name"] for r in await store._fetch(sql)}
+    assert {
+        "bl_jobs_status_created_at_idx",
+        "bl_jobs_created_at_idx",
+        "bl_jobs_lease_expires_at_idx",
+        "bl_jobs_expires_at_idx",
+    } <= names
