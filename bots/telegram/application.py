@@ -20,9 +20,10 @@ MEDIA_WRITE_TIMEOUT_S = 300.0
 
 def bot_token(settings: Settings) -> str:
     """The bot token, or ConfigError when the channel is off."""
-    if settings.telegram_bot_token is None:
+    token = settings.telegram_bot_token
+    if token is None or not token.get_secret_value().strip():
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
-    return settings.telegram_bot_token.get_secret_value()
+    return token.get_secret_value().strip()
 
 
 def build_bot(settings: Settings) -> Bot:

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import signal
 
+from bots.telegram.application import bot_token
+from core.errors import ConfigError
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Poll Telegram for updates until interrupted."""
     settings = Settings()
-    if not settings.telegram_enabled:
-        print("TELEGRAM_BOT_TOKEN is not set; the Telegram bot is off.")
+    try:
+        bot_token(settings)
+    except ConfigError as exc:
+        print(f"{exc}; the Telegram bot is off.")
         return 2
     asyncio.run(poll(settings, drop_pending=args.drop_pending, timeout=args.poll_timeout))
     return 0

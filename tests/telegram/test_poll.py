@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import pytest
+
 from bots.telegram import poll
 from tests.telegram.fake_botapi import FakeBotApi
 from tests.telegram.test_webhook import replies_to
@@ -38,9 +40,13 @@ async def test_long_polling_answers_updates_without_a_webhook(
     assert "watermark" in replies_to(fake_api, 5)[0]
 
 
-def test_telegram_poll_refuses_to_start_without_a_token(monkeypatch, capsys):
-    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+@pytest.mark.parametrize("token", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_telegram_poll_refuses_to_start_without_a_token(monkeypatch, capsys, token):
+    if token is None:
+        monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", token)
     parser = argparse.ArgumentParser()
     poll.add_arguments(parser)
     assert poll.run(parser.parse_args([])) == 2
-    assert "TELEGRAM_BOT_TOKEN" in capsys.readouterr().out
+    assert "TELEGRAM_BOT_TOKEN is not set" in capsys.readouterr().out
