@@ -4,7 +4,8 @@
 twice. A DeliveryError releases the claim and queues another try after 30 s, 2 min, 10 min,
 1 h and 4 h (plus jitter); after the last one the delivery is given up, logged, and counted
 in the Redis key `{redis_prefix}:delivery_failures` (an integer; see `failures_key`) for
-the ops reports and /metrics.
+the ops reports. Every failed try is also counted per source for /metrics through
+`core.metrics.record_delivery_failure` (`{redis_prefix}:metrics:delivery_failures:{source}`).
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ async def deliver_result(
     try:
         await notifier.deliver(job)
     except DeliveryError as exc:
+        await _count_failure(deps, job.source.value)
         return await _try_later(deps, job_id, attempt, schedule, str(exc))
     except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the delivery
         logger.error("job %s: notifier crashed", job_id, exc_info=exc)
+        await _count_failure(deps, job.source.value)
         return await _try_later(deps, job_id, attempt, schedule, exc.__class__.__name__)
     logger.info(
         "job %s ✉ delivered (%s, %s, try %d)",
@@ -79,6 +82,15 @@ async def deliver_result(
         attempt + 1,
     )
     return "delivered"
+
+
+async def _count_failure(deps: Deps, source: str) -> None:
+    from core.metrics import record_delivery_failure
+
+    try:
+        await record_delivery_failure(deps.redis, deps.settings, source)
+    except Exception as exc:  # noqa: BLE001 - a metric must not stop the retry
+        logger.warning("delivery failure not counted: %s", exc.__class__.__name__)
 
 
 async def _try_later(

@@ -5,9 +5,10 @@ Registered functions: `run_job(job_id, attempt)`, `deliver_result(job_id, attemp
 `reap_expired_leases` and `reconcile_queue` every minute (the reconciler also at start-up),
 `sweep_expired_results` hourly.
 
-Each worker process also keeps a presence key `{redis_prefix}:workers:{owner}` (JSON: owner,
-host, pid, started_at, last_seen, running) that expires PRESENCE_TTL_S after its last
-refresh; the ops health report counts live workers from these keys.
+Each worker process also publishes its heartbeat every PRESENCE_EVERY_S through
+`core.health.publish_worker_heartbeat` (key `{redis_prefix}:workers:{owner}`, expiring on
+its own when the worker dies; removed on a clean stop); `/health` counts live workers from
+these keys, and arq's `{queue_name}:health-check` key is refreshed every 30 s.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import socket
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from arq import Retry, cron
@@ -37,8 +35,7 @@ logger = logging.getLogger(__name__)
 
 #: how soon a run waits to be picked again when this worker's engine slots are all busy
 BUSY_RETRY_S = 3.0
-PRESENCE_EVERY_S = 20.0
-PRESENCE_TTL_S = 60
+PRESENCE_EVERY_S = 10.0
 
 
 async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
@@ -48,12 +45,14 @@ async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
         raise Retry(defer=BUSY_RETRY_S)
     async with slots:
         ctx["running"] += 1
+        await _publish_heartbeat(ctx)
         try:
             return await processing.run_job(
                 ctx["deps"], job_id, int(attempt), owner=ctx["owner"], policy=ctx["policy"]
             )
         finally:
             ctx["running"] -= 1
+            await asyncio.shield(_publish_heartbeat(ctx))
 
 
 async def deliver_result(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
@@ -81,11 +80,6 @@ async def sweep_expired_results(ctx: dict[str, Any]) -> int:
     return await upkeep.sweep_expired_results(ctx["deps"])
 
 
-def presence_key(prefix: str, owner: str) -> str:
-    """Redis key announcing one live worker process."""
-    return f"{prefix}:workers:{owner}"
-
-
 async def _startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     if ctx.get("deps") is None:
@@ -95,7 +89,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     ctx["owner"] = processing.new_owner_id()
     ctx["slots"] = asyncio.Semaphore(ctx["policy"].max_concurrent_runs)
     ctx["running"] = 0
-    ctx["started_at"] = datetime.now(UTC).isoformat()
+    ctx["started_at"] = time.time()
     ctx["presence"] = asyncio.create_task(_announce(ctx))
     logger.info("worker %s ready on queue %s", ctx["owner"], settings.queue_name)
 
@@ -108,8 +102,10 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
             await presence
     deps: Deps | None = ctx.get("deps")
     if deps is not None:
+        from core.health import remove_worker_heartbeat
+
         with contextlib.suppress(Exception):
-            await deps.redis.delete(presence_key(deps.settings.redis_prefix, ctx["owner"]))
+            await remove_worker_heartbeat(deps.redis, deps.settings, ctx["owner"])
         if ctx.pop("owns_deps", False):
             await deps.close()
             ctx["deps"] = None
@@ -117,23 +113,25 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def _announce(ctx: dict[str, Any]) -> None:
-    deps: Deps = ctx["deps"]
-    key = presence_key(deps.settings.redis_prefix, ctx["owner"])
     while True:
-        facts = {
-            "owner": ctx["owner"],
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started_at": ctx["started_at"],
-            "last_seen": datetime.now(UTC).isoformat(),
-            "running": ctx["running"],
-            "queue": deps.settings.queue_name,
-        }
-        try:
-            await deps.redis.set(key, json.dumps(facts), ex=PRESENCE_TTL_S)
-        except Exception as exc:  # noqa: BLE001 - presence is best effort; Redis may be down
-            logger.warning("worker presence not recorded: %s", exc.__class__.__name__)
+        await _publish_heartbeat(ctx)
         await asyncio.sleep(PRESENCE_EVERY_S)
+
+
+async def _publish_heartbeat(ctx: dict[str, Any]) -> None:
+    from core.health import publish_worker_heartbeat
+
+    deps: Deps = ctx["deps"]
+    try:
+        await publish_worker_heartbeat(
+            deps.redis,
+            deps.settings,
+            ctx["owner"],
+            jobs_running=ctx["running"],
+            started_at=ctx["started_at"],
+        )
+    except Exception as exc:  # noqa: BLE001 - presence is best effort; Redis may be down
+        logger.warning("worker heartbeat not recorded: %s", exc.__class__.__name__)
 
 
 def worker_settings(settings: Settings, *, policy: Policy | None = None) -> dict[str, Any]:

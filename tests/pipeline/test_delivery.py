@@ -8,6 +8,7 @@ from core import queue as arq_queue
 from core.delivery import DELIVERY_BACKOFF_S, deliver_result, delivery_failures
 from core.deps import Deps
 from core.jobs import JobState
+from core.metrics import delivery_failures_key
 from core.upkeep import utcnow
 from tests.pipeline.conftest import new_job, run_worker, store_clip
 from tests.pipeline.fakes import CountingNotifier
@@ -52,6 +53,7 @@ async def test_delivery_is_given_up_after_the_last_try_and_counted(
 
     assert outcome == "given up"
     assert await delivery_failures(deps) == 1
+    assert int(await deps.redis.get(delivery_failures_key(deps.settings, "webhook"))) == 1
     assert await deps.queue.depth() == 0
     assert notifier.delivered == []
 

@@ -12,6 +12,7 @@ from arq.constants import job_key_prefix
 from core import queue as arq_queue
 from core.deps import Deps
 from core.errors import EngineError, NotAVideo
+from core.health import read_worker_heartbeats
 from core.intake import accept
 from core.jobs import JobState
 from core.processing import Policy
@@ -200,9 +201,12 @@ async def test_graceful_shutdown_hands_the_job_back_at_once(
     worker = build_worker(deps.settings, deps=deps, policy=slow, poll_delay=0, handle_signals=False)
     running = asyncio.create_task(worker.async_run())
     await asyncio.wait_for(engine.started.wait(), 10)
+    alive = await read_worker_heartbeats(deps.redis, deps.settings)
+    assert [beat["jobs_running"] for beat in alive] == [1]
 
     await worker.close()  # what SIGTERM does: cancel the running jobs, then shut down
     running.cancel()
+    assert await read_worker_heartbeats(deps.redis, deps.settings) == []
 
     job = await deps.store.get(accepted.job.id)
     assert job is not None and job.status == JobState.QUEUED
