@@ -21,6 +21,8 @@ NEW_MESSAGES = filters.UpdateType.MESSAGE
 VIDEO_MESSAGES = NEW_MESSAGES & (filters.VIDEO | filters.ANIMATION | filters.Document.VIDEO)
 #: other files are answered in private chats only, so that groups are not spammed
 OTHER_FILES = NEW_MESSAGES & filters.ChatType.PRIVATE & (filters.Document.ALL | filters.PHOTO)
+#: plain words (or an unknown command) in a private chat get a pointer to /help
+CHATTER = NEW_MESSAGES & filters.ChatType.PRIVATE & filters.TEXT
 
 
 def register(application: Application, deps: Deps) -> None:
@@ -30,6 +32,7 @@ def register(application: Application, deps: Deps) -> None:
         application.add_handler(CommandHandler(command, partial(on_ops_command, deps, command)))
     application.add_handler(MessageHandler(VIDEO_MESSAGES, partial(on_video, deps)))
     application.add_handler(MessageHandler(OTHER_FILES, on_other_file))
+    application.add_handler(MessageHandler(CHATTER, on_chatter))
     application.add_error_handler(on_error)
 
 
@@ -76,6 +79,16 @@ async def on_other_file(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     await context.bot.send_message(
         message.chat_id, texts.NOT_A_VIDEO_DOCUMENT, reply_parameters=reply_to(message)
+    )
+
+
+async def on_chatter(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text that is not one of our commands, in a private chat."""
+    message = update.effective_message
+    if message is None:
+        return
+    await context.bot.send_message(
+        message.chat_id, texts.SEND_A_VIDEO, reply_parameters=reply_to(message)
     )
 
 

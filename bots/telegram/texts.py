@@ -14,6 +14,7 @@ NOT_A_VIDEO_DOCUMENT = (
     "That file is not a video. Send a video (MP4, MOV, WebM, MKV…) as a video, "
     "as a file, or as a GIF, and I'll remove its watermark."
 )
+SEND_A_VIDEO = "Send me a video and I'll remove its watermark. /help shows options and limits."
 BUSY = (
     "I couldn't take your video just now (our queue or storage is not answering). "
     "Nothing was queued. Please send it again in a minute."

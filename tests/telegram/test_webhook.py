@@ -221,6 +221,20 @@ async def test_help_explains_what_the_bot_does_and_its_limits(tg_client, fake_ap
         assert "watermark" in text and "20 MB" in text and "region=" in text
 
 
+async def test_other_words_in_a_private_chat_get_a_pointer_to_help(tg_client, fake_api):
+    client, deps = await tg_client()
+    for update_id, text in ((1, "hello?"), (2, "/unknown")):
+        update = command_update(update_id, text, message_id=update_id)
+        if not text.startswith("/"):
+            del update["message"]["entities"]
+        assert (await client.post("/telegram/webhook", json=update, headers=HEADERS)).status == 200
+    await settle(client)
+    for message_id in (1, 2):
+        (text,) = replies_to(fake_api, message_id)
+        assert "/help" in text
+    assert await deps.store.audit_log() == []
+
+
 async def test_slow_download_does_not_stall_other_chats(tg_client, fake_api, small_clip):
     client, deps = await tg_client()
     fake_api.add_file("slow", small_clip.read_bytes())
