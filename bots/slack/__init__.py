@@ -25,6 +25,8 @@ async def slack_events(request: web.Request) -> web.Response:
     """Hand a Slack HTTP request to bolt (signature check, ack, listeners) and return its answer."""
     bot = request.app[SLACK_BOT_KEY]
     bolt_response = await bot.bolt.async_dispatch(await to_bolt_request(request))
+    if bolt_response.status == 401:
+        logger.info("slack request from %s refused: bad or expired signature", request.remote)
     return await to_aiohttp_response(bolt_response)
 
 
@@ -36,6 +38,7 @@ def setup(app: web.Application, deps: Deps) -> None:
     handler = socket_mode.build_socket_mode_handler(bot.bolt, deps.settings)
 
     async def start(_: web.Application) -> None:
+        await bot.start()
         if handler is not None:
             await socket_mode.connect(handler)
 

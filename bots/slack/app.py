@@ -15,7 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bots.slack.background import BackgroundTasks
-from bots.slack.client import make_web_client
+from bots.slack.client import close_pooled_session, make_web_client, use_pooled_session
 from bots.slack.commands import register_commands
 from bots.slack.intake import VideoIntake
 from core.deps import Deps
@@ -85,7 +85,12 @@ class SlackBot:
             name=f"slack-event-{event_id}",
         )
 
+    async def start(self) -> None:
+        """Open the pooled HTTP session (inside the event loop)."""
+        use_pooled_session(self.client)
+
     async def close(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
         """Let work in flight finish (up to `timeout`), then close the HTTP sessions."""
         await self.background.drain(timeout)
         await self.intake.close()
+        await close_pooled_session(self.client)

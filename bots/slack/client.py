@@ -30,6 +30,22 @@ def make_web_client(settings: Settings, *, timeout: int = API_TIMEOUT_S) -> Asyn
     )
 
 
+def use_pooled_session(client: AsyncWebClient) -> None:
+    """Give the client one keep-alive HTTP session (else slack_sdk opens one per call).
+
+    Call inside the running event loop; `close_pooled_session` closes it.
+    """
+    if client.session is None or client.session.closed:
+        client.session = aiohttp.ClientSession()
+
+
+async def close_pooled_session(client: AsyncWebClient) -> None:
+    """Close the session `use_pooled_session` gave the client."""
+    session, client.session = client.session, None
+    if session is not None and not session.closed:
+        await session.close()
+
+
 def api_error(exc: SlackApiError) -> str:
     """The `error` code of a failed Web API call."""
     data = getattr(exc.response, "data", None)

@@ -19,7 +19,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import messages
-from bots.slack.client import api_error, is_temporary, make_web_client
+from bots.slack.client import (
+    api_error,
+    close_pooled_session,
+    is_temporary,
+    make_web_client,
+    use_pooled_session,
+)
 from bots.slack.dedup import throttled
 from bots.slack.files import safe_filename
 from core.errors import DeliveryError, StorageError
@@ -52,11 +58,16 @@ class SlackNotifier:
         self.client = client
         self._last_edit: dict[str, float] = {}
 
+    async def close(self) -> None:
+        """Close the pooled HTTP session."""
+        await close_pooled_session(self.client)
+
     async def progress(self, job: Job) -> None:
         """Edit the status message with the job's progress, at most every few seconds."""
         channel, ts = job.reply_to.get("channel"), job.reply_to.get("message_ts")
         if not channel or not ts or self._too_soon(job.id):
             return
+        use_pooled_session(self.client)
         key = f"{self.settings.redis_prefix}:slack:progress:{job.id}"
         if await throttled(self.redis, key, PROGRESS_EVERY_MS):
             return
@@ -78,6 +89,7 @@ class SlackNotifier:
     async def deliver(self, job: Job) -> None:
         """Post the result (file, or link past the upload limit), the failure, or the cancellation."""
         self._last_edit.pop(job.id, None)
+        use_pooled_session(self.client)
         if job.status == JobState.COMPLETED:
             await self._deliver_result(job)
             status = messages.done_status(job)

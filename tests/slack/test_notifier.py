@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,21 @@ def make_job(status_ts: str | None, **changes: Any) -> Job:
     return job.replace(**changes)
 
 
+_built: list[SlackNotifier] = []
+
+
 def notifier_for(deps: Deps) -> SlackNotifier:
     notifier = build_notifier(deps.settings, deps.storage, deps.redis)
     assert isinstance(notifier, SlackNotifier)
+    _built.append(notifier)
     return notifier
+
+
+@pytest.fixture(autouse=True)
+async def close_notifiers() -> AsyncIterator[None]:
+    yield
+    while _built:
+        await _built.pop().close()
 
 
 async def stored_output(deps: Deps, job: Job, tmp_path: Path, content: bytes) -> Job:
