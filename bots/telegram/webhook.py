@@ -56,6 +56,12 @@ class TelegramWebhook:
         logger.info("telegram bot @%s ready for webhooks", self.application.bot.username)
 
     async def on_startup(self, app: web.Application) -> None:
+        if self.deps.settings.telegram_webhook_secret is None:
+            logger.warning(
+                "TELEGRAM_WEBHOOK_SECRET is not set: %s refuses every update (403); "
+                "set it, or use `blanklogo telegram-poll`",
+                ROUTE,
+            )
         try:
             await self.start()
         except TelegramError as exc:
@@ -82,7 +88,7 @@ class TelegramWebhook:
         """Check, deduplicate and queue one update; never waits for its processing."""
         settings = self.deps.settings
         if settings.telegram_webhook_secret is None:
-            logger.warning("telegram webhook refused: TELEGRAM_WEBHOOK_SECRET is not set")
+            logger.debug("telegram webhook refused: TELEGRAM_WEBHOOK_SECRET is not set")
             return web.Response(status=403, text="webhook secret not configured")
         given = request.headers.get(SECRET_HEADER, "").encode()
         expected = settings.telegram_webhook_secret.get_secret_value().encode()

@@ -53,6 +53,16 @@ async def test_webhook_is_refused_when_no_secret_is_configured(tg_client, fake_a
     assert "not configured" in await response.text()
 
 
+async def test_webhook_asks_for_redelivery_while_telegram_was_unreachable_at_start(
+    tg_client, fake_api
+):
+    fake_api.fail("getMe", status=502, description="Bad Gateway")
+    client, deps = await tg_client()
+    response = await client.post("/telegram/webhook", json=video_update(1), headers=HEADERS)
+    assert response.status == 503  # Telegram keeps the update and sends it again later
+    assert await telegram_jobs(deps) == []
+
+
 async def test_start_up_publishes_the_command_menu(tg_client, fake_api):
     await tg_client()
     (call,) = fake_api.calls_to("setMyCommands")
