@@ -28,7 +28,7 @@ import modal
 import modal.exception as modal_errors
 
 from core import errors
-from core.errors import BlankLogoError, EngineError, EngineTimeout
+from core.errors import BlankLogoError, ConfigError, EngineError, EngineTimeout
 from core.jobs import Job
 from core.ports import EngineResult, ProgressFn, Storage
 from core.settings import Settings
@@ -45,7 +45,7 @@ TRANSIENT = (
     OSError,
 )
 #: seconds a health check may spend asking Modal
-HEALTH_TIMEOUT_S = 5.0
+HEALTH_TIMEOUT_S = 4.0
 #: job options the GPU never needs (the worker already fetched the video)
 _LOCAL_OPTIONS = frozenset({"video_url"})
 #: progress shown while the job waits for, then runs on, the GPU
@@ -64,6 +64,10 @@ class ModalEngine:
         poll_interval_s: float = 2.0,
         retry_delays_s: Sequence[float] = (1.0, 4.0, 15.0),
     ) -> None:
+        if settings.storage_backend != "supabase":
+            # the GPU container reads and writes the Supabase bucket; a worker on local
+            # storage would never see the output
+            raise ConfigError("GPU_BACKEND=modal needs STORAGE_BACKEND=supabase")
         self.settings = settings
         self.storage = storage
         self.poll_interval_s = poll_interval_s

@@ -13,8 +13,16 @@ import modal
 import modal.exception as modal_errors
 import pytest
 
-from core.errors import EngineError, EngineTimeout, InputError, NotAVideo, VideoTooLarge
+from core.errors import (
+    ConfigError,
+    EngineError,
+    EngineTimeout,
+    InputError,
+    NotAVideo,
+    VideoTooLarge,
+)
 from core.jobs import Job, JobState, Source
+from core.ops.reports import cold_start_of
 from gpu.remote import ModalEngine
 from tests.deploy.fake_modal import POLL, FakeModal, Stats
 
@@ -62,7 +70,13 @@ def engine(
     make_settings: Callable[..., Any], storage: SigningStorage
 ) -> Callable[..., ModalEngine]:
     def factory(**overrides: Any) -> ModalEngine:
-        settings = make_settings(gpu_backend="modal", **overrides)
+        settings = make_settings(
+            gpu_backend="modal",
+            storage_backend="supabase",
+            supabase_url="https://project.supabase.co",
+            supabase_service_key="service-key",
+            **overrides,
+        )
         return ModalEngine(settings, storage, poll_interval_s=0.01, retry_delays_s=(0, 0, 0))
 
     return factory
@@ -139,6 +153,7 @@ async def test_job_runs_on_the_deployed_function_by_signed_url_and_reports_gpu_t
     assert progress.seen[0] == (10, "waiting for GPU")
     assert (52, "processing on GPU: removing") in progress.seen
     assert progress.seen[-1] == (95, "GPU finished")
+    assert cold_start_of(result.report) == timings["cold_start_s"]  # what /queue reads
     assert fake_modal.dicts[0] == "bl-test-app-progress"
     assert not fake_modal.made[0].cancelled
 
@@ -277,6 +292,11 @@ async def test_job_without_input_is_refused_before_calling_modal(
     with pytest.raises(EngineError, match="no stored input"):
         await engine().process(make_job(input_key=None), Progress())
     assert fake_modal.spawned == []
+
+
+def test_modal_backend_refuses_local_storage(make_settings: Callable[..., Any]) -> None:
+    with pytest.raises(ConfigError, match="STORAGE_BACKEND=supabase"):
+        ModalEngine(make_settings(gpu_backend="modal"), SigningStorage())
 
 
 async def test_health_is_ok_with_runner_counts_when_deployed(
