@@ -1,4 +1,4 @@
-"""Once-only markers in Redis (SET NX with a TTL), shared by every web process."""
+"""Markers and counters in Redis (SET NX / INCR with a TTL), shared by every process."""
 
 from __future__ import annotations
 
@@ -31,3 +31,19 @@ async def throttled(redis: Any, key: str, every_ms: int) -> bool:
     except Exception as exc:  # noqa: BLE001 - a throttle that cannot tell lets the edit through
         logger.debug("throttle %s unavailable (%s)", key, exc.__class__.__name__)
         return False
+
+
+async def within_limit(redis: Any, key: str, limit: int, window_s: int) -> bool:
+    """Count one use under `key` in its window; False once the count passes `limit`.
+
+    A Redis failure lets the use through: the limit protects the queue, it must not refuse
+    honest users because Redis hiccuped.
+    """
+    try:
+        count = await redis.incr(key)
+        if count == 1:
+            await redis.expire(key, window_s)
+    except Exception as exc:  # noqa: BLE001 - see above
+        logger.warning("rate limit %s not checked (%s)", key, exc.__class__.__name__)
+        return True
+    return int(count) <= limit

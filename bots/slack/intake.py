@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import messages
-from bots.slack.dedup import first_time
+from bots.slack.dedup import first_time, within_limit
 from bots.slack.download import SlackUnavailable, download_to_storage, may_send_token
 from bots.slack.files import is_video, needs_info, safe_filename, video_files
 from bots.slack.options import parse_options
@@ -99,10 +100,14 @@ class VideoIntake:
             reason = f"it is {messages.format_size(declared)}; the limit is {messages.format_size(max_bytes)}"
             await self._post(channel, thread_ts, messages.rejected(filename, reason))
             return
+        requester = str(event.get("user") or "")
+        if not await self._within_hourly_limit(requester):
+            await self._post(channel, thread_ts, messages.rate_limited(filename, self._per_hour))
+            return
         status_ts = await self._post(channel, thread_ts, messages.receiving(filename, declared))
         new = NewJob(
             source=Source.SLACK,
-            requester=str(event.get("user") or ""),
+            requester=requester,
             reply_to={"channel": channel, "thread_ts": thread_ts, "message_ts": status_ts},
             options=options,
             input_filename=filename,
@@ -135,6 +140,18 @@ class VideoIntake:
             await say(messages.already_known(accepted.job))
             return
         await say(messages.queued(accepted.job.id, filename, accepted.position))
+
+    @property
+    def _per_hour(self) -> int:
+        return self.deps.settings.user_rate_limit_per_hour
+
+    async def _within_hourly_limit(self, requester: str) -> bool:
+        """Count one video for `requester` this hour (admins are not counted)."""
+        if self._per_hour <= 0 or requester in self.deps.settings.slack_admin_user_ids:
+            return True
+        hour = int(time.time() // 3600)
+        key = self._key("rate", requester, str(hour))
+        return await within_limit(self.deps.redis, key, self._per_hour, 3600)
 
     async def _complete_info(self, file: dict[str, Any]) -> dict[str, Any] | None:
         """The full file object; Slack sends only a stub in some workspaces."""

@@ -38,6 +38,14 @@ def rejected(filename: str, reason: str) -> str:
     return f":warning: I can't take `{filename}`: {reason}"
 
 
+def rate_limited(filename: str, per_hour: int) -> str:
+    """The sender passed their hourly allowance of videos."""
+    return (
+        f":raised_hand: I can take {per_hour} videos per person per hour, so `{filename}` has to "
+        "wait: please send it again in a while."
+    )
+
+
 def try_again(filename: str) -> str:
     """A temporary failure before the job was kept: nothing was accepted."""
     return (

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from core.deps import Deps
+from bots.slack import SLACK_BOT_KEY
+from core.deps import Deps, build
 from core.jobs import JobState, Source
-from tests.slack.conftest import SlackApp
+from tests.slack.conftest import ADMIN, EngineNotUsed, SlackApp, build_web_app
 from tests.slack.fake_slack import BOT_ID, BOT_USER_ID, FakeSlack
 from tests.slack.slack_http import event_envelope, message_event
 
@@ -308,3 +310,27 @@ async def test_edits_and_other_message_subtypes_are_acknowledged_and_ignored(
     assert status == 200
     assert await all_jobs(slack_deps) == []
     assert fake_slack.downloads == []
+
+
+async def test_a_flood_of_videos_from_one_person_is_stopped_with_a_friendly_message(
+    aiohttp_client: Any, slack_settings: Any, fake_slack: FakeSlack
+) -> None:
+    deps = await build(
+        slack_settings(user_rate_limit_per_hour=2), engine=EngineNotUsed(), notifiers={}
+    )
+    try:
+        app = build_web_app(deps)
+        slack = SlackApp(client=await aiohttp_client(app), bot=app[SLACK_BOT_KEY])
+        files = [fake_slack.host_file(fake_mp4(), f"v{i}.mp4") for i in range(3)]
+        event = message_event(files=files)
+        await slack.post_event(event_envelope(event))
+        admin = message_event(user=ADMIN, files=[fake_slack.host_file(fake_mp4(), "ops.mp4")])
+        await slack.post_event(event_envelope(admin))
+        await slack.settle()
+        jobs = await deps.store.list_jobs()
+        assert len([j for j in jobs if j.requester == "U0SENDER"]) == 2
+        assert [j.requester for j in jobs].count(ADMIN) == 1  # operators are not counted
+        texts = [m["text"] for m in fake_slack.thread("C0VIDEOS", event["ts"])]
+        assert sum("2 videos per person per hour" in t for t in texts) == 1
+    finally:
+        await deps.close()
