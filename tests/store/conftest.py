@@ -11,6 +11,7 @@ import pytest
 
 from core.jobs import NewJob, Source
 from core.store.base import SqlJobStore
+from tests.conftest import service_missing
 
 
 class Clock:
@@ -159,7 +160,7 @@ class Pgbouncer:
 
 @pytest.fixture
 async def pgbouncer(pg_url: str) -> AsyncIterator[Pgbouncer]:
-    """`pg_url` through a real pgbouncer in transaction mode (skips when it is not installed).
+    """`pg_url` through a real pgbouncer in transaction mode (skips when it is not installed, fails in CI).
 
     pgbouncer before 1.21 keeps no prepared statements across transactions, exactly like
     Supabase's transaction pooler, so only a client that does without them works here.
@@ -168,7 +169,7 @@ async def pgbouncer(pg_url: str) -> AsyncIterator[Pgbouncer]:
 
     binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
     if binary is None:
-        pytest.skip("pgbouncer is not installed")
+        service_missing("pgbouncer (apt-get install pgbouncer; .ci/run installs it)")
     bouncer = Pgbouncer(binary, pg_url)
     try:
         await bouncer.start()
