@@ -26,8 +26,11 @@ FETCH_FAILED = (
 
 def help_text(settings: Settings) -> str:
     """/start and /help: what the bot does and its limits."""
-    limit_mb = download_limit(settings) // MB
-    back_mb = upload_limit(settings) // MB
+    size_note = (
+        ""
+        if settings.telegram_local_mode
+        else " (Telegram lets bots download no more; for bigger videos use our webhook API)"
+    )
     return (
         "I remove visible watermarks and logos from videos.\n\n"
         "Send me a video — as a video, as a file, or as a GIF — here or in a group I'm in, "
@@ -37,16 +40,11 @@ def help_text(settings: Settings) -> str:
         "  region=top-left | top-right | bottom-left | bottom-right\n"
         "  region=x,y,w,h (the mark's box in pixels)\n\n"
         "Limits:\n"
-        f"  • files up to {limit_mb} MB"
-        + (
-            " (Telegram lets bots download no more; for bigger videos use our webhook API)"
-            if not settings.telegram_local_mode
-            else ""
-        )
-        + "\n"
+        f"  • files up to {download_limit(settings) // MB} MB{size_note}\n"
         f"  • videos up to {settings.max_duration_s} s long and "
         f"{settings.max_width}x{settings.max_height}\n"
-        f"  • results up to {back_mb} MB come back as a video, bigger ones as a download link\n"
+        f"  • results up to {upload_limit(settings) // MB} MB come back as a video, "
+        "bigger ones as a download link\n"
         f"  • files are deleted after {settings.result_ttl_days} days"
     )
 
