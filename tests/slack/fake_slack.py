@@ -86,6 +86,10 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_uploads: dict[str, tuple[str, int, bytes | None]] = {}
         self._failures: dict[str, list[_Failure]] = defaultdict(list)
+        #: False: the app lacks files:read, so downloads end on the login page as in a browser
+        self.files_read_scope = True
+        #: statuses the next downloads answer with before serving the file (e.g. [503, 503])
+        self.download_failures: list[int] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.root = ""
@@ -319,9 +323,11 @@ class FakeSlack:
         hosted = self.files.get(file_id)
         if hosted is None:
             return web.Response(status=404, text="not found")
-        if auth != f"Bearer {self.token}":
-            # what files.slack.com does without a valid token: send the browser to log in
+        if auth != f"Bearer {self.token}" or not self.files_read_scope:
+            # what files.slack.com does without a usable token: send the browser to log in
             raise web.HTTPFound(f"{self.root}/login?redir={request.path}")
+        if self.download_failures:
+            return web.Response(status=self.download_failures.pop(0), text="upstream trouble")
         response = web.StreamResponse(headers={"Content-Type": hosted.content_type})
         response.content_length = len(hosted.content)
         await response.prepare(request)

@@ -10,6 +10,7 @@ import pytest
 
 from bots.slack import SLACK_BOT_KEY
 from core.deps import Deps, build
+from core.errors import StoreError
 from core.jobs import JobState, Source
 from tests.slack.conftest import ADMIN, EngineNotUsed, SlackApp, build_web_app
 from tests.slack.fake_slack import BOT_ID, BOT_USER_ID, FakeSlack
@@ -334,3 +335,83 @@ async def test_a_flood_of_videos_from_one_person_is_stopped_with_a_friendly_mess
         assert sum("2 videos per person per hour" in t for t in texts) == 1
     finally:
         await deps.close()
+
+
+async def test_without_files_read_slack_answers_with_its_login_page_and_the_user_is_told(
+    slack_app: SlackApp, slack_deps: Deps, fake_slack: FakeSlack
+) -> None:
+    fake_slack.files_read_scope = False
+    file = fake_slack.host_file(fake_mp4(), "clip.mp4")
+    event = message_event(files=[file])
+    await slack_app.post_event(event_envelope(event))
+    await slack_app.settle()
+    assert await all_jobs(slack_deps) == []
+    [reply] = fake_slack.thread("C0VIDEOS", event["ts"])
+    assert "web page instead of `clip.mp4`" in reply["text"] and "files:read" in reply["text"]
+
+
+async def test_a_download_that_fails_for_a_moment_is_tried_again(
+    slack_app: SlackApp, slack_deps: Deps, fake_slack: FakeSlack
+) -> None:
+    slack_app.bot.intake.retry_delays_s = (0.01, 0.01)
+    fake_slack.download_failures = [503, 502]
+    file = fake_slack.host_file(fake_mp4(), "flaky.mp4")
+    await slack_app.post_event(event_envelope(message_event(files=[file])))
+    await slack_app.settle()
+    [job] = await all_jobs(slack_deps)
+    assert job.input_filename == "flaky.mp4"
+    assert len(fake_slack.downloads) == 3
+
+
+async def test_a_download_that_keeps_failing_asks_the_user_to_send_it_again(
+    slack_app: SlackApp, slack_deps: Deps, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack_app.bot.intake.retry_delays_s = (0.01, 0.01)
+    fake_slack.download_failures = [503, 503, 503]
+    file = fake_slack.host_file(fake_mp4(), "down.mp4")
+    event = message_event(files=[file])
+    await slack_app.post_event(event_envelope(event))
+    await slack_app.settle()
+    assert await all_jobs(slack_deps) == []
+    [reply] = fake_slack.thread("C0VIDEOS", event["ts"])
+    assert "couldn't take `down.mp4` right now" in reply["text"]
+    assert "Nothing was queued" in reply["text"]
+
+
+async def test_the_bot_token_is_never_sent_to_a_link_off_slack(
+    slack_app: SlackApp, slack_deps: Deps, fake_slack: FakeSlack
+) -> None:
+    file = fake_slack.host_file(fake_mp4(), "elsewhere.mp4")
+    file["url_private_download"] = "https://attacker.example/steal.mp4"
+    event = message_event(files=[file])
+    await slack_app.post_event(event_envelope(event))
+    await slack_app.settle()
+    assert await all_jobs(slack_deps) == []
+    [reply] = fake_slack.thread("C0VIDEOS", event["ts"])
+    assert "does not point at Slack" in reply["text"]
+
+
+class StoreThatIsDown:
+    """The real store, except that it cannot keep new jobs (the database is away)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def create(self, new: Any) -> Any:
+        raise StoreError("database unreachable")
+
+
+async def test_when_the_database_is_down_the_user_is_asked_to_try_again_and_nothing_is_kept(
+    slack_app: SlackApp, slack_deps: Deps, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack_deps.store = StoreThatIsDown(slack_deps.store)  # type: ignore[assignment]
+    file = fake_slack.host_file(fake_mp4(), "later.mp4")
+    event = message_event(files=[file])
+    await slack_app.post_event(event_envelope(event))
+    await slack_app.settle()
+    [reply] = fake_slack.thread("C0VIDEOS", event["ts"])
+    assert "try again" in reply["text"].lower() or "send it again" in reply["text"]
+    assert not [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]
