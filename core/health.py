@@ -11,10 +11,11 @@ Overall status (`overall_status`):
   or Redis / the database answering slowly;
 * **ok** otherwise.
 
-Worker heartbeats (written by the worker with `publish_worker_heartbeat`):
-key `{redis_prefix}:workers:{worker_id}`, value JSON
-`{"worker_id", "host", "pid", "started_at", "seen_at" (epoch s), "jobs_running",
-"rss_bytes", "memory_pct"}`, TTL `HEARTBEAT_TTL_S` (a dead worker's key vanishes).
+Worker heartbeats: core.worker keeps a presence key per worker process,
+`{redis_prefix}:workers:{owner}`, value JSON `{"owner", "host", "pid", "started_at",
+"last_seen" (ISO 8601), "running", "queue"}` with a TTL (a dead worker's key vanishes);
+`memory_pct` / `rss_bytes` (from `memory_usage()`) are read when present, for the runbook's
+worker-memory row. `publish_worker_heartbeat` writes that same shape.
 arq's own key `{queue_name}:health-check` (arq's default `health_check_key`) is shown too.
 """
 
@@ -122,12 +123,13 @@ async def publish_worker_heartbeat(
 ) -> None:
     """Record that this worker is alive (call every ~TTL/3 seconds from the worker)."""
     value = {
-        "worker_id": worker_id,
+        "owner": worker_id,
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "started_at": started_at,
-        "seen_at": time.time(),
-        "jobs_running": jobs_running,
+        "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(),
+        "last_seen": datetime.now(UTC).isoformat(),
+        "running": jobs_running,
+        "queue": settings.queue_name,
         **memory_usage(),
     }
     await redis.set(worker_heartbeat_key(settings, worker_id), json.dumps(value), ex=ttl_s)
@@ -153,8 +155,27 @@ async def read_worker_heartbeats(redis: Any, settings: Settings) -> list[dict[st
         except (ValueError, TypeError):
             continue
         if isinstance(value, dict):
-            beats.append(value)
+            beats.append(_beat_facts(value))
     return beats
+
+
+def _beat_facts(raw: dict[str, Any]) -> dict[str, Any]:
+    """One heartbeat in the names this module uses (worker_id, seen_at epoch, jobs_running)."""
+    seen = raw.get("seen_at")
+    if not isinstance(seen, int | float) and isinstance(raw.get("last_seen"), str):
+        try:
+            seen = datetime.fromisoformat(raw["last_seen"]).timestamp()
+        except ValueError:
+            seen = None
+    memory = raw.get("memory_pct")
+    return {
+        "worker_id": raw.get("worker_id") or raw.get("owner"),
+        "host": raw.get("host"),
+        "pid": raw.get("pid"),
+        "jobs_running": raw.get("jobs_running", raw.get("running")),
+        "seen_at": seen if isinstance(seen, int | float) else None,
+        "memory_pct": memory if isinstance(memory, int | float) else None,
+    }
 
 
 async def _timed(

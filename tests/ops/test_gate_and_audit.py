@@ -13,6 +13,12 @@ from tests.ops.conftest import SLACK_ADMIN, TELEGRAM_ADMIN
 pytestmark = [pytest.mark.redis]
 
 
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The gate is the same on every database: SQLite here, PostgreSQL in the test below."""
+    return sqlite_url
+
+
 async def last_audit(store: Any) -> Any:
     (entry,) = await store.audit_log(limit=1)
     return entry
@@ -30,6 +36,31 @@ async def test_slack_admin_runs_a_command_and_it_is_audited(deps: Deps, store: A
     )
     assert entry.detail == "depth 0 (Normal)"
     assert entry.at is not None
+
+
+@pytest.mark.postgres
+async def test_audit_rows_land_in_postgresql_too(
+    pg_url: str, settings: Any, clock: Any, engine: Any
+) -> None:
+    from core.deps import build
+    from tests.ops.conftest import open_store
+
+    store = await open_store(pg_url, clock)
+    deps = await build(settings, store=store, engine=engine, notifiers={})
+    try:
+        await handle_command(deps, OpsRequest("slack", SLACK_ADMIN, "queue"))
+        await handle_command(deps, OpsRequest("slack", "UINTRUDER", "cancel", "abc"))
+        newest, older = await store.audit_log(limit=2)
+    finally:
+        await deps.close()
+        await store.close()
+    assert (newest.actor, newest.command, newest.args, newest.outcome) == (
+        "slack:UINTRUDER",
+        "cancel",
+        "abc",
+        "refused",
+    )
+    assert (older.actor, older.command, older.outcome) == (f"slack:{SLACK_ADMIN}", "queue", "ok")
 
 
 async def test_prefixed_actor_ids_are_recognised(deps: Deps, store: Any) -> None:

@@ -184,6 +184,8 @@ async def test_metrics_expose_jobs_durations_depth_deliveries_and_http_requests(
     await beat(deps)
     assert (await client.get("/health")).status == 200
     assert (await client.get("/nowhere")).status == 404
+    unknown = await client.get("/v1/jobs/0123456789abcdef")
+    assert unknown.status in (401, 404)
 
     resp = await client.get("/metrics")
     assert resp.status == 200
@@ -208,6 +210,12 @@ async def test_metrics_expose_jobs_durations_depth_deliveries_and_http_requests(
     assert 'blanklogo_delivery_failures_total{source="slack"} 0.0' in lines
     assert 'blanklogo_http_requests_total{method="GET",route="/health",status="200"} 1.0' in lines
     assert 'blanklogo_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in lines
+    # the route pattern, never the raw path with its id
+    assert (
+        f'blanklogo_http_requests_total{{method="GET",route="/v1/jobs/{{id}}",status="{unknown.status}"}} 1.0'
+        in lines
+    )
+    assert "0123456789abcdef" not in text
 
     # a second scrape observes nothing twice
     text = await (await client.get("/metrics")).text()
@@ -223,3 +231,20 @@ async def test_each_app_has_its_own_registry(
     await first.get("/health")
     text = await (await second.get("/metrics")).text()
     assert 'route="/health"' not in text
+
+
+async def test_health_reads_live_worker_heartbeats(deps: Deps) -> None:
+    await publish_worker_heartbeat(
+        deps.redis, deps.settings, "host-1:123:abc", jobs_running=2, started_at=1.0e9
+    )
+    key = worker_heartbeat_key(deps.settings, "host-1:123:abc")
+    assert 0 < await deps.redis.ttl(key) <= 30
+    body = await check_health(deps)
+    workers = body["services"]["workers"]
+    assert workers["status"] == "ok"
+    assert workers["alive"] == 1
+    assert 0 <= workers["last_seen_s"] < 5
+    (beat_facts,) = workers["workers"]
+    assert beat_facts["worker_id"] == "host-1:123:abc"
+    assert beat_facts["jobs_running"] == 2
+    assert 0 < beat_facts["memory_pct"] < 100
