@@ -231,6 +231,7 @@ class ModalEngine:
             "app": self.settings.modal_app_name,
             "function": self.settings.modal_function_name,
             "gpu": self.settings.modal_gpu,
+            "device": f"Modal {self.settings.modal_gpu}",
         }
         try:
             function = modal.Function.from_name(
@@ -245,12 +246,17 @@ class ModalEngine:
         except Exception as exc:  # noqa: BLE001 - any other failure: Modal is not answering well
             return {**facts, "status": "degraded", "error": exc.__class__.__name__}
         runners = int(getattr(stats, "num_total_runners", 0))
+        backlog = int(getattr(stats, "backlog", 0))
+        warmth = (
+            f"{runners} container(s) up" if runners else "no container up: next job cold-starts"
+        )
         return {
             **facts,
             "status": "ok",
-            "backlog": int(getattr(stats, "backlog", 0)),
+            "backlog": backlog,
             "runners": runners,
             "warm": runners > 0,
+            "detail": f"{self.target}: {backlog} waiting for a GPU, {warmth}",
         }
 
 

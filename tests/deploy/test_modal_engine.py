@@ -308,6 +308,7 @@ async def test_health_is_ok_with_runner_counts_when_deployed(
     assert health["backlog"] == 2
     assert health["warm"] is True
     assert health["gpu"] == "A10G"
+    assert "2 waiting" in health["detail"]
 
 
 @pytest.mark.parametrize(
