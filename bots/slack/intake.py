@@ -135,6 +135,12 @@ class VideoIntake:
             await self._forget_input(key)
             await asyncio.shield(say(messages.interrupted(filename)))
             raise
+        except Exception:
+            # the outermost catch of this background task: the user must not wait forever
+            logger.exception("slack file %s: unexpected failure", file.get("id"))
+            await self._forget_input(key)
+            await say(messages.try_again(filename))
+            return
         if not accepted.created:
             await self._forget_input(key)
             await say(messages.already_known(accepted.job))
