@@ -7,7 +7,8 @@ import re
 from core.errors import InputError
 from gpu.regions import parse_region
 
-_OPTION = re.compile(r"(?<!\S)([A-Za-z_]+)=(\S*)")
+#: `name=value`; a box may be written with spaces ("region=10, 20, 200, 80")
+_OPTION = re.compile(r"(?<!\S)([A-Za-z_]+)=\s*((?:\d+\s*,\s*){3}\d+|\S*)")
 
 
 def parse_caption(caption: str | None) -> dict[str, str]:
