@@ -56,13 +56,33 @@ PROGRESS_EVERY_S = 2.0
 _CONTAINER = {"started_at": time.time(), "inputs": 0}
 
 
-def build_image() -> modal.Image:
+def container_env(settings: Settings) -> dict[str, str]:
+    """Environment baked into the image: the container re-imports this module and must
+    declare the same app and function names (and limits) as the deploy did."""
+    return {
+        "STORAGE_BACKEND": "supabase",
+        "GPU_BACKEND": "local",
+        "DATA_DIR": "/tmp/blanklogo",
+        "MODAL_APP_NAME": settings.modal_app_name,
+        "MODAL_FUNCTION_NAME": settings.modal_function_name,
+        "MODAL_GPU": settings.modal_gpu,
+        "MODAL_TIMEOUT_S": str(settings.modal_timeout_s),
+        "MODAL_SCALEDOWN_WINDOW_S": str(settings.modal_scaledown_window_s),
+        "MODAL_MAX_CONTAINERS": str(settings.modal_max_containers),
+        "MAX_UPLOAD_MB": str(settings.max_upload_mb),
+        "MAX_WIDTH": str(settings.max_width),
+        "MAX_HEIGHT": str(settings.max_height),
+        "MAX_DURATION_S": str(settings.max_duration_s),
+    }
+
+
+def build_image(settings: Settings) -> modal.Image:
     """debian-slim with ffmpeg, the [gpu] dependencies and our code (declared, built by Modal)."""
     return (
         modal.Image.debian_slim(python_version="3.11")
         .apt_install("ffmpeg")
         .pip_install(*IMAGE_REQUIREMENTS)
-        .env({"STORAGE_BACKEND": "supabase", "GPU_BACKEND": "local", "DATA_DIR": "/tmp/blanklogo"})
+        .env(container_env(settings))
         .add_local_python_source(*SOURCE_PACKAGES)
     )
 
@@ -82,7 +102,7 @@ def gpu_function_options(settings: Settings, image: modal.Image) -> dict[str, An
 
 _settings = Settings()
 app = modal.App(_settings.modal_app_name)
-image = build_image()
+image = build_image(_settings)
 
 
 # --- the job body --------------------------------------------------------------------------

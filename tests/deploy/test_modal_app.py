@@ -66,6 +66,12 @@ def test_deploy_environment_changes_gpu_timeout_window_and_cap(
     module = importlib.reload(modal_app)
 
     assert module.app.name == "blanklogo-staging"
+    # the container re-imports the module: it must see the same names and limits
+    baked = module.container_env(Settings())
+    assert baked["MODAL_APP_NAME"] == "blanklogo-staging"
+    assert baked["MODAL_GPU"] == "H100"
+    assert baked["MODAL_FUNCTION_NAME"] == "remove_watermark"
+    assert baked["STORAGE_BACKEND"] == "supabase"
     assert module.remove_watermark._spec_.gpus == "H100"
     options = module.gpu_function_options(Settings(), module.image)
     assert (options["timeout"], options["scaledown_window"], options["max_containers"]) == (
