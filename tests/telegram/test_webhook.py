@@ -248,7 +248,7 @@ async def test_other_words_in_a_private_chat_get_a_pointer_to_help(tg_client, fa
 async def test_slow_download_does_not_stall_other_chats(tg_client, fake_api, small_clip):
     client, deps = await tg_client()
     fake_api.add_file("slow", small_clip.read_bytes())
-    fake_api.download_delay["slow"] = 2.0
+    fake_api.download_delay["slow"] = 3.0
     started = time.monotonic()
     slow = video_update(60, file_id="slow", chat_id=1001, user_id=1001, message_id=1)
     assert (await client.post("/telegram/webhook", json=slow, headers=HEADERS)).status == 200
@@ -256,10 +256,10 @@ async def test_slow_download_does_not_stall_other_chats(tg_client, fake_api, sma
     help_update = command_update(61, "/help", user_id=1002, message_id=2)
     assert (await client.post("/telegram/webhook", json=help_update, headers=HEADERS)).status == 200
     await fake_api.wait_for(lambda: replies_to(fake_api, 2), what="the /help reply")
-    help_done = time.monotonic() - started
+    downloads_when_helped = fake_api.file_downloads
     await settle(client)
-    assert answered < 1.0  # the webhook did not wait for the download
-    assert help_done < 1.5  # the other chat was answered while the download still ran
+    assert answered < 3.0  # the webhook did not wait for the download
+    assert downloads_when_helped == 0  # the other chat was answered while it still ran
     assert fake_api.file_downloads == 1 and len(await telegram_jobs(deps)) == 1
 
 
