@@ -77,6 +77,26 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8080
 
+    @field_validator(
+        "redis_url",
+        "database_url",
+        "supabase_url",
+        "supabase_service_key",
+        "url_signing_key",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "telegram_bot_token",
+        "telegram_webhook_secret",
+        "telegram_file_base_url",
+        "webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `TELEGRAM_BOT_TOKEN=` in an env file means "off", not "a token that is empty"
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("slack_admin_user_ids", "telegram_admin_user_ids", "api_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:

@@ -1,0 +1,18 @@
+from core.settings import Settings
+
+
+def test_an_empty_token_turns_the_channel_off(monkeypatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "  ")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    settings = Settings()
+    assert not settings.telegram_enabled
+    assert not settings.slack_enabled
+
+
+def test_lists_are_read_from_comma_separated_values(monkeypatch) -> None:
+    monkeypatch.setenv("SLACK_ADMIN_USER_IDS", "U1, U2,,")
+    monkeypatch.setenv("API_KEYS", "k1,k2")
+    settings = Settings()
+    assert settings.slack_admin_user_ids == ["U1", "U2"]
+    assert [key.get_secret_value() for key in settings.api_keys] == ["k1", "k2"]
