@@ -38,6 +38,7 @@ import core
 from core.jobs import JobState
 from core.ops.reports import QueueReport, build_queue_report, cold_start_of
 from core.ops.thresholds import WORKER_MEMORY_PCT, Level, classify
+from core.ports import FinishedJob
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -280,8 +281,14 @@ async def check_workers(deps: Deps, now: datetime | None = None) -> dict[str, An
     return result
 
 
-async def gather_queue_report(deps: Deps, now: datetime | None = None) -> QueueReport:
-    """Read every `/queue` figure from the store (the source of truth), arq and the workers."""
+async def gather_queue_report(
+    deps: Deps, now: datetime | None = None, *, cold_start: bool = True
+) -> QueueReport:
+    """Read every `/queue` figure from the store (the source of truth), arq and the workers.
+
+    `cold_start=False` skips reading recent engine reports (one query per job), which the
+    frequently polled GET /health does not need.
+    """
     now = now or datetime.now(UTC)
     store = deps.store
     counts = await store.counts_by_state()
@@ -305,17 +312,7 @@ async def gather_queue_report(deps: Deps, now: datetime | None = None) -> QueueR
         memory = max(memories) if memories else None
     except Exception as exc:  # noqa: BLE001
         notes.append(f"worker heartbeats unavailable ({_describe(exc)})")
-    recent = sorted(
-        (f for f in finished if f.status == JobState.COMPLETED and f.completed_at is not None),
-        key=lambda f: f.completed_at or now,
-        reverse=True,
-    )[:COLD_START_SAMPLE]
-    cold_starts = []
-    for fin in recent:
-        job = await store.get(fin.id)
-        value = None if job is None else cold_start_of(job.report)
-        if value is not None:
-            cold_starts.append(value)
+    cold_starts = await _recent_cold_starts(deps, finished, now) if cold_start else []
     return build_queue_report(
         now=now,
         counts=counts,
@@ -329,9 +326,27 @@ async def gather_queue_report(deps: Deps, now: datetime | None = None) -> QueueR
     )
 
 
+async def _recent_cold_starts(
+    deps: Deps, finished: list[FinishedJob], now: datetime
+) -> list[float]:
+    """Modal cold starts reported by the latest completed jobs (none for the local engine)."""
+    recent = sorted(
+        (f for f in finished if f.status == JobState.COMPLETED and f.completed_at is not None),
+        key=lambda f: f.completed_at or now,
+        reverse=True,
+    )[:COLD_START_SAMPLE]
+    found = []
+    for fin in recent:
+        job = await deps.store.get(fin.id)
+        value = None if job is None else cold_start_of(job.report)
+        if value is not None:
+            found.append(value)
+    return found
+
+
 async def check_queue(deps: Deps, now: datetime | None = None) -> dict[str, Any]:
     """The queue figures (GET /health `services.queue`); degraded at a Critical depth."""
-    report = await gather_queue_report(deps, now)
+    report = await gather_queue_report(deps, now, cold_start=False)
     status = "degraded" if report.depth_level == Level.CRITICAL else "ok"
     result: dict[str, Any] = {"status": status, **report.to_dict()}
     if status != "ok":

@@ -17,10 +17,15 @@ import asyncio
 import getpass
 import json
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from core.errors import StoreError
 from core.ops.commands import COMMANDS, OpsReply, OpsRequest
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.deps import Deps
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,11 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, **overrides: Any) -> int:
-    from core.deps import build
     from core.ops.service import execute
 
     try:
-        deps = await build(settings, **overrides)
+        deps = await _open(settings, args.ops_command, overrides)
     except Exception as exc:  # noqa: BLE001 - say what is unreachable instead of a trace
         print(f"blanklogo ops: cannot reach the service's parts: {exc}", file=sys.stderr)
         return 2
@@ -87,3 +91,55 @@ async def _run(args: argparse.Namespace, settings: Settings, **overrides: Any) -
     else:
         print(reply.text)
     return exit_status(args.ops_command, reply)
+
+
+async def _open(settings: Settings, command: str, overrides: dict[str, Any]) -> Deps:
+    """Wire the service; for `health`, stand in for a database or Redis that cannot be reached,
+    so the report names them instead of the command failing."""
+    from core.deps import build
+
+    try:
+        return await build(settings, **overrides)
+    except Exception as exc:
+        if command != "health":
+            raise
+        first = exc
+    parts = dict(overrides)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if "store" not in parts:
+        from core.store import open_store
+
+        try:
+            store = await open_store(settings, migrate=False)
+            closers.append(store.close)
+            parts["store"] = store
+        except Exception as exc:  # noqa: BLE001 - reported by the database check
+            parts["store"] = UnreachableStore(f"{exc.__class__.__name__}: {exc}")
+    if "redis" not in parts and settings.redis_url:
+        from arq.connections import ArqRedis
+
+        # connects lazily: each check that needs it reports Redis down in its own words
+        lazy = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2)
+        closers.append(lazy.aclose)
+        parts["redis"] = lazy
+    try:
+        deps = await build(settings, **parts)
+    except Exception:
+        for close in reversed(closers):
+            await close()
+        raise first from None
+    deps.closers[:0] = closers
+    return deps
+
+
+class UnreachableStore:
+    """Stands in for a database `blanklogo ops health` could not open: every call fails."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        async def unreachable(*args: Any, **kwargs: Any) -> Any:
+            raise StoreError(f"the database could not be opened ({self.reason})")
+
+        return unreachable

@@ -233,11 +233,16 @@ def _service_facts(name: str, check: Mapping[str, Any]) -> list[str]:
     if name == "redis" and check.get("arq_depth") is not None:
         facts.append(f"arq queue {check['arq_depth']}")
     elif name == "gpu":
-        for key in ("backend", "device", "torch", "ffmpeg", "detail"):
+        for key in ("backend", "device", "detail"):
             if check.get(key):
                 facts.append(f"{key} {check[key]}")
-    elif name == "workers":
-        facts.append(f"{check.get('alive', 0)} alive")
+        if "ffmpeg" in check:
+            facts.append("ffmpeg found" if check["ffmpeg"] else "ffmpeg missing")
+        problems = check.get("problems")
+        if isinstance(problems, list) and problems:
+            facts.append(", ".join(str(p) for p in problems))
+    elif name == "workers" and "alive" in check:
+        facts.append(f"{check['alive']} alive")
         if check.get("last_seen_s") is not None:
             facts.append(f"last seen {fmt_duration(check['last_seen_s'])} ago")
         if check.get("arq_health"):

@@ -92,47 +92,70 @@ async def test_ops_health_exit_status_follows_the_overall_status(
 
 
 def test_blanklogo_ops_runs_as_a_console_command(settings: Settings, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url or "",
-        "REDIS_PREFIX": settings.redis_prefix,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "STORAGE_DIR": str(tmp_path / "storage"),
-        "DATA_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "ops", "retry-stuck", "--dry-run"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_cli(
+        ["retry-stuck", "--dry-run"],
+        tmp_path,
+        REDIS_URL=settings.redis_url or "",
+        REDIS_PREFIX=settings.redis_prefix,
     )
     assert done.returncode == 0, done.stderr
     assert "No stuck jobs." in done.stdout
 
 
-def test_blanklogo_ops_says_what_is_unreachable_instead_of_a_traceback(tmp_path: Path) -> None:
+def closed_port() -> int:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
+        return sock.getsockname()[1]
+
+
+def run_cli(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    values = {
         **os.environ,
-        "REDIS_URL": f"redis://127.0.0.1:{port}",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "DATA_DIR": str(tmp_path),
         "STORAGE_DIR": str(tmp_path / "storage"),
+        **env,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "ops", "health"],
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", "ops", *argv],
         cwd=ROOT,
-        env=env,
+        env=values,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_ops_health_names_an_unreachable_redis_instead_of_failing(tmp_path: Path) -> None:
+    done = run_cli(["health"], tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.startswith("Health: DOWN")
+    assert "DOWN redis" in done.stdout and "redis unreachable" in done.stdout
+    assert "OK database" in done.stdout
+
+
+@pytest.mark.postgres
+def test_ops_health_names_an_unreachable_database(settings: Settings, tmp_path: Path) -> None:
+    done = run_cli(
+        ["health"],
+        tmp_path,
+        REDIS_URL=settings.redis_url or "",
+        REDIS_PREFIX=settings.redis_prefix,
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing",
+    )
+    assert done.returncode == 2, done.stderr
+    assert "DOWN database" in done.stdout
+    assert "the database could not be opened" in done.stdout
+    assert "OK redis" in done.stdout
+
+
+def test_other_ops_commands_say_what_is_unreachable_instead_of_a_traceback(
+    tmp_path: Path,
+) -> None:
+    done = run_cli(["queue"], tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "cannot reach the service's parts" in done.stderr

@@ -248,3 +248,13 @@ async def test_health_reads_live_worker_heartbeats(deps: Deps) -> None:
     assert beat_facts["worker_id"] == "host-1:123:abc"
     assert beat_facts["jobs_running"] == 2
     assert 0 < beat_facts["memory_pct"] < 100
+
+
+async def test_health_shows_arqs_own_health_check_line(deps: Deps) -> None:
+    from core.health import arq_health_check_key
+
+    line = "Dec-04 20:40:00 j_complete=3 j_failed=1 j_retried=0 j_ongoing=1 queued=2"
+    await deps.redis.set(arq_health_check_key(deps.settings), line, ex=31)
+    assert arq_health_check_key(deps.settings) == f"{deps.settings.queue_name}:health-check"
+    body = await check_health(deps)
+    assert body["services"]["workers"]["arq_health"] == line
