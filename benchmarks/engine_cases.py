@@ -32,7 +32,12 @@ class Mark:
     @property
     def box(self) -> tuple[int, int, int, int]:
         ys, xs = np.nonzero(self.alpha > 0.004)
-        return (self.x + int(xs.min()), self.y + int(ys.min()), int(xs.ptp()) + 1, int(ys.ptp()) + 1)
+        return (
+            self.x + int(xs.min()),
+            self.y + int(ys.min()),
+            int(np.ptp(xs)) + 1,
+            int(np.ptp(ys)) + 1,
+        )
 
     def alpha_full(self, height: int, width: int) -> np.ndarray:
         out = np.zeros((height, width), np.float32)
@@ -51,7 +56,9 @@ def load_logo(path: Path, width: int, opacity: float) -> tuple[np.ndarray, np.nd
     return alpha, colour
 
 
-def place(alpha: np.ndarray, colour: np.ndarray, position: str, width: int, height: int, pad: int = 16) -> Mark:
+def place(
+    alpha: np.ndarray, colour: np.ndarray, position: str, width: int, height: int, pad: int = 16
+) -> Mark:
     h, w = alpha.shape
     x = pad if "left" in position else width - w - pad
     y = pad if position.startswith("top") else height - h - pad
@@ -85,12 +92,34 @@ def read_rgb(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, flo
     return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3), info.fps
 
 
-def write_clip(frames: np.ndarray, fps: float, path: Path, *, audio_from: Path | None = None, crf: int = 18,
-               preset: str = "veryfast", lossless: bool = False) -> Path:
+def write_clip(
+    frames: np.ndarray,
+    fps: float,
+    path: Path,
+    *,
+    audio_from: Path | None = None,
+    crf: int = 18,
+    preset: str = "veryfast",
+    lossless: bool = False,
+) -> Path:
     """Encode RGB frames as an H.264 upload (crf 18, yuv420p), copying audio from `audio_from`."""
     n, h, w, _ = frames.shape
-    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-           "-r", f"{fps:.6g}", "-i", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        f"{fps:.6g}",
+        "-i",
+        "-",
+    ]
     if audio_from is not None and probe_video(audio_from).has_audio:
         cmd += ["-i", str(audio_from), "-map", "0:v", "-map", "1:a:0", "-c:a", "aac", "-shortest"]
     if lossless:

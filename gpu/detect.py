@@ -3,17 +3,20 @@
 A mark is an overlay fixed in the frame while the picture under it changes. Its
 fingerprints, all measured over time rather than in one frame:
 
-* persistence: its edges are present in (nearly) every sample, so the temporal median
-  of the gradient magnitude keeps them while moving content averages away;
-* a blend: inside it the picture's temporal changes shrink by (1−α) (to nothing where
-  opaque), while its surroundings keep changing;
-* placement: marks sit near edges and corners, are compact, and have crisp edges.
+* persistence: its edges are in every sample, so the gradient of the temporal mean is as
+  strong as the mean of the gradients (coherent), while moving content averages away;
+* a blend: the picture's changes pass through the mark scaled by (1−α) — inside it the
+  temporal variation follows the surroundings' (correlated) but smaller, and vanishes
+  where it is opaque — while a static object of the scene either does not change at all
+  or is occluded wholesale;
+* placement: marks sit near edges and corners and are compact.
 
-Static scene content is as persistent as a mark, so persistence alone never makes a
-detection: a candidate also needs the blend fingerprint against changing surroundings,
-or, on a fully static background, crisp overlay edges in a corner band with a level
-shift that is the same along its whole outline. Marks that jump between a few positions
-(Sora-style) are found per time segment and tracked to a time range per position.
+Persistence alone never makes a detection, because a static camera's background is as
+persistent as a mark: a candidate also needs the blend fingerprint against a background
+that changes under it (or, for an opaque mark, around it, near the border). Where the
+background never changes the clip cannot tell a mark from scenery; then only a region
+named by the user (a box or a corner) is removed. Marks that jump between positions
+(Sora-style) are found per time segment and cut into per-position time ranges.
 """
 
 from __future__ import annotations
@@ -24,17 +27,22 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import torch
 
+from gpu.fill import push_pull
 from gpu.regions import Box
 
 log = logging.getLogger(__name__)
 
-WORK_WIDTH = 640  # detection runs at about this width
-SEGMENT_SAMPLES = 8  # samples per time segment when looking for moving marks
-EDGE_THRESHOLD = 10.0  # median gradient (Y levels per pixel) that counts as a persistent edge
-MOTION_STD = 4.0  # temporal std (Y levels) above which a pixel's picture "changes"
-MAX_AREA_SHARE = 0.12  # a mark covers at most this share of the frame
-NCC_PRESENT = 0.45  # a sample shows the mark when its gradient matches the template this well
+WORK_WIDTH = 480  # detection runs at about this width, boxes are refined at full size
+SEGMENT_SAMPLES = 10  # samples per time segment when looking for moving marks
+EDGE_THRESHOLD = 6.0  # gradient of the temporal mean (Y levels / px) that counts as an edge
+COHERENCE = 0.6  # |∇ mean| / mean |∇| above which an edge is persistent
+MOTION_STD = 3.0  # temporal std (Y levels) above which the picture "changes" at a pixel
+MIN_MOVING_SHARE = 0.3  # share of the mark's pixels whose background must change
+MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
+BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
+NCC_PRESENT = 0.5  # a sample shows a moving mark when its gradient matches the template this well
 
 
 @dataclass
@@ -50,12 +58,12 @@ class Detection:
 
 
 def gradient_magnitude(frames: np.ndarray) -> np.ndarray:
-    """|∇Y| per frame (central differences), float32 (T,H,W)."""
+    """|∇Y| per frame (central differences), float32 (T,H,W) or (H,W)."""
     f = frames.astype(np.float32)
     gx = np.zeros_like(f)
     gy = np.zeros_like(f)
-    gx[:, :, 1:-1] = (f[:, :, 2:] - f[:, :, :-2]) * 0.5
-    gy[:, 1:-1, :] = (f[:, 2:, :] - f[:, :-2, :]) * 0.5
+    gx[..., :, 1:-1] = (f[..., :, 2:] - f[..., :, :-2]) * 0.5
+    gy[..., 1:-1, :] = (f[..., 2:, :] - f[..., :-2, :]) * 0.5
     return np.sqrt(gx * gx + gy * gy)
 
 
@@ -63,159 +71,281 @@ def _downscale(ys: np.ndarray) -> tuple[np.ndarray, int]:
     t, h, w = ys.shape
     factor = max(1, math.ceil(w / WORK_WIDTH))
     if factor == 1:
-        return ys, 1
+        return ys.astype(np.float32), 1
     hs, ws = h // factor, w // factor
-    out = np.empty((t, hs, ws), np.uint8)
+    out = np.empty((t, hs, ws), np.float32)
     for i in range(t):
-        out[i] = cv2.resize(ys[i, : hs * factor, : ws * factor], (ws, hs), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.resize(
+            ys[i, : hs * factor, : ws * factor], (ws, hs), interpolation=cv2.INTER_AREA
+        )
     return out, factor
 
 
 def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
-    """Every mark found in sampled luma frames (T,H,W) uint8, optionally only inside `search`."""
+    """Every mark found in sampled luma frames (T,H,W) uint8, optionally only inside `search`.
+
+    With `search` (the user named a corner) the strongest persistent overlay there is taken
+    even without the blend fingerprint: the user has told us a mark is there.
+    """
     t, h, w = ys.shape
     if t < 3:
         return []
     small, factor = _downscale(ys)
     grads = gradient_magnitude(small)
-    std = small.astype(np.float32).std(0)
+    whole_edges, _ = persistent_edges(small, grads)
+    every = _candidates(small, grads, (0, t), search, factor, ys, keep_all=True)
+    found = [d for d in every if d.score >= 1.0]
+    if search is not None and not found and every:
+        found = [max(every, key=lambda d: d.features.get("strength", 0.0))]
+    found = _grow(found, [d for d in every if d.score < 1.0], gap=max(4, int(0.04 * min(h, w))))
     segments = _segments(t)
-    found: list[Detection] = []
-    # static marks first (whole clip), then per-segment candidates for marks that move
-    whole = _candidates(grads, std, small, (0, t), search, factor, w, h)
-    for det in whole:
-        found.append(det)
     if len(segments) > 1:
         tracks: list[Detection] = []
+        exclude = cv2.dilate(whole_edges.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         for lo, hi in segments:
-            for det in _candidates(grads[lo:hi], small[lo:hi].astype(np.float32).std(0), small[lo:hi],
-                                   (lo, hi), search, factor, w, h):
-                if any(_iou(det.box, d.box) > 0.3 for d in found):
+            for det in _candidates(small[lo:hi], grads[lo:hi], (lo, hi), search, factor, ys[lo:hi],
+                                   exclude=exclude):
+                if det.score < 1.0 or any(_overlap(det.box, d.box) > 0.3 for d in found):
                     continue
-                same = next((tr for tr in tracks if _iou(tr.box, det.box) > 0.5), None)
+                same = next((tr for tr in tracks if _overlap(tr.box, det.box) > 0.5), None)
                 if same is None:
                     tracks.append(det)
                 else:
-                    same.first_sample = min(same.first_sample, det.first_sample)
-                    same.last_sample = max(same.last_sample, det.last_sample)
+                    _merge(same, det)
         for track in tracks:
             found.extend(_split_by_presence(track, grads, factor))
     return found
 
 
+def _normalise_gain(frames: np.ndarray) -> np.ndarray:
+    """Divide out global exposure changes, which would otherwise mimic a blend everywhere."""
+    reference = np.median(frames[:, ::4, ::4], axis=0) + 1.0
+    gains = np.array([np.median((f[::4, ::4] + 1.0) / reference) for f in frames], np.float32)
+    return frames / gains[:, None, None].clip(0.2, 5.0)
+
+
+def _grow(marks: list[Detection], others: list[Detection], gap: int) -> list[Detection]:
+    """Join parts of one logo: persistent pieces next to a mark whose background never
+    contradicted a blend (static under it, or changes shrunk) join it, and touching marks merge."""
+    pending = [o for o in others if o.features.get("moving", 0.0) < MIN_MOVING_SHARE or o.features.get("ratio", 1.0) <= 0.9]
+    merged: list[Detection] = []
+    for mark in sorted(marks, key=lambda d: -d.box.area):
+        home = next((m for m in merged if _near(m.box, mark.box, gap)), None)
+        if home is None:
+            merged.append(mark)
+        else:
+            _merge(home, mark)
+    changed = True
+    while changed:
+        changed = False
+        for other in list(pending):
+            home = next((m for m in merged if _near(m.box, other.box, gap)), None)
+            if home is not None:
+                _merge(home, other)
+                pending.remove(other)
+                changed = True
+    return merged
+
+
+def _near(a: Box, b: Box, gap: int) -> bool:
+    return not (a.x > b.x + b.w + gap or b.x > a.x + a.w + gap or a.y > b.y + b.h + gap or b.y > a.y + a.h + gap)
+
+
 def _segments(t: int) -> list[tuple[int, int]]:
     count = max(1, t // SEGMENT_SAMPLES)
     edges = np.linspace(0, t, count + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b - a >= 3]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b - a >= 4]
 
 
-def _iou(a: Box, b: Box) -> float:
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box."""
     x0, y0 = max(a.x, b.x), max(a.y, b.y)
     x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
     inter = max(0, x1 - x0) * max(0, y1 - y0)
-    return inter / float(a.area + b.area - inter) if inter else 0.0
+    return inter / float(min(a.area, b.area)) if inter else 0.0
+
+
+def _merge(track: Detection, det: Detection) -> None:
+    x0, y0 = min(track.box.x, det.box.x), min(track.box.y, det.box.y)
+    x1 = max(track.box.x + track.box.w, det.box.x + det.box.w)
+    y1 = max(track.box.y + track.box.h, det.box.y + det.box.h)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    for d in (track, det):
+        mask[d.box.y - y0 : d.box.y - y0 + d.box.h, d.box.x - x0 : d.box.x - x0 + d.box.w] |= d.mask
+    track.box, track.mask = Box(x0, y0, x1 - x0, y1 - y0), mask
+    track.first_sample = min(track.first_sample, det.first_sample)
+    track.last_sample = max(track.last_sample, det.last_sample)
+
+
+def persistent_edges(frames: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(edge mask, edge strength): edges of the temporal mean that are coherent over time."""
+    mean = frames.mean(0)
+    strength = gradient_magnitude(mean)
+    coherence = strength / (grads.mean(0) + 1.0)
+    return (strength > EDGE_THRESHOLD) & (coherence > COHERENCE), strength
 
 
 def _candidates(
-    grads: np.ndarray,
-    std: np.ndarray,
     frames: np.ndarray,
+    grads: np.ndarray,
     span: tuple[int, int],
     search: Box | None,
     factor: int,
-    full_w: int,
-    full_h: int,
+    full: np.ndarray,
+    *,
+    exclude: np.ndarray | None = None,
+    keep_all: bool = False,
 ) -> list[Detection]:
-    """Mark candidates from one time span, scored on the blend fingerprints."""
-    h, w = std.shape
-    gmed = np.median(grads, axis=0)
-    persistent = gmed > EDGE_THRESHOLD
+    """Mark candidates in one time span with their blend features (all, or only accepted ones)."""
+    t, h, w = frames.shape
+    edges, strength = persistent_edges(frames, grads)
+    if exclude is not None:
+        edges &= ~exclude
     if search is not None:
-        allowed = np.zeros_like(persistent)
-        allowed[search.y // factor : (search.y + search.h) // factor + 1,
-                search.x // factor : (search.x + search.w) // factor + 1] = True
-        persistent &= allowed
-    # join the strokes of a logo or the letters of a text mark into one blob
-    k = max(3, int(round(min(h, w) * 0.02)) | 1)
-    blob = cv2.morphologyEx(persistent.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
-    blob = cv2.dilate(blob, np.ones((3, 3), np.uint8))
+        allowed = np.zeros_like(edges)
+        allowed[
+            search.y // factor : (search.y + search.h) // factor + 1,
+            search.x // factor : (search.x + search.w) // factor + 1,
+        ] = True
+        edges &= allowed
+    k = max(3, int(round(min(h, w) * 0.025)) | 1)
+    blob = cv2.morphologyEx(edges.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
-    level = np.median(frames.astype(np.float32), axis=0)
     out: list[Detection] = []
     for label in range(1, count):
         x, y, bw, bh, area = (int(v) for v in stats[label])
-        if area < 12 or bw * bh > MAX_AREA_SHARE * h * w or bw < 4 or bh < 3:
+        if area < 24 or bw * bh > MAX_AREA_SHARE * h * w or bw < 3 or bh < 3:
             continue
-        comp = labels == label
-        edges = comp & persistent
-        feats = _features(comp, edges, gmed, std, level, (x, y, bw, bh))
-        score = _score(feats, (x, y, bw, bh), (w, h))
-        feats["score"] = score
-        log.debug("candidate %s %s", (x * factor, y * factor, bw * factor, bh * factor), feats)
-        if score < 1.0:
+        comp = _fill_holes(labels[y : y + bh, x : x + bw] == label)
+        feats = {
+            "strength": float(strength[y : y + bh, x : x + bw][comp].mean()) * float(comp.sum()),
+            "border": min(x / w, y / h, (w - x - bw) / w, (h - y - bh) / h),
+        }
+        feats.update(_blend_features(frames, comp, (x, y, bw, bh)))
+        feats["score"] = _score(feats)
+        log.debug(
+            "candidate %s %s",
+            (x * factor, y * factor, bw * factor, bh * factor),
+            {k_: round(v, 2) for k_, v in feats.items()},
+        )
+        if feats["score"] < 1.0 and not keep_all:
             continue
-        mask = cv2.dilate(comp.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        box, full_mask = _to_full(mask, factor, full_w, full_h)
-        out.append(Detection(box=box, mask=full_mask, first_sample=span[0], last_sample=span[1] - 1,
-                             score=score, features=feats))
+        box, mask = _refine(full, (x, y, bw, bh), factor)
+        if box is None:
+            continue
+        out.append(
+            Detection(
+                box=box,
+                mask=mask,
+                first_sample=span[0],
+                last_sample=span[1] - 1,
+                score=feats["score"],
+                features=feats,
+            )
+        )
     return out
 
 
-def _features(comp: np.ndarray, edges: np.ndarray, gmed: np.ndarray, std: np.ndarray, level: np.ndarray,
-              bbox: tuple[int, int, int, int]) -> dict[str, float]:
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    padded = np.pad(mask.astype(np.uint8), 1)
+    flood = padded.copy()
+    cv2.floodFill(flood, None, (0, 0), 1)
+    holes = (flood == 0)[1:-1, 1:-1]
+    return mask | holes
+
+
+def _blend_features(
+    frames: np.ndarray, comp: np.ndarray, bbox: tuple[int, int, int, int]
+) -> dict[str, float]:
+    """How the picture's changes pass through the candidate compared with its surroundings."""
     x, y, bw, bh = bbox
-    h, w = comp.shape
-    pad = max(4, int(0.5 * min(bw, bh)))
-    ring = np.zeros_like(comp)
-    ring[max(0, y - pad) : y + bh + pad, max(0, x - pad) : x + bw + pad] = True
-    ring &= ~cv2.dilate(comp.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    ring_std = std[ring] if ring.any() else np.zeros(1, np.float32)
-    inner_std = std[comp]
-    ring_moving = float((ring_std > MOTION_STD).mean())
-    # changes inside the mark relative to just around it (a blend shrinks them by 1−α)
-    moving_ring = ring & (std > MOTION_STD)
-    ratio = float(np.median(inner_std) / max(np.median(std[moving_ring]) if moving_ring.any() else 1.0, 1e-3))
-    edge_strength = float(np.median(gmed[edges])) if edges.any() else 0.0
-    ring_edges = float((gmed[ring] > EDGE_THRESHOLD).mean()) if ring.any() else 0.0
+    t, h, w = frames.shape
+    pad = max(6, min(bw, bh) // 2)
+    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+    step = max(1, t // 32)
+    crop = torch.from_numpy(np.ascontiguousarray(frames[::step, y0:y1, x0:x1]))
+    inside = np.zeros((y1 - y0, x1 - x0), bool)
+    inside[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = comp
+    hole = cv2.dilate(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    none = {"moving": 0.0, "local": 0.0, "ratio": 1.0, "corr": 0.0, "offset": 0.0}
+    if hole.all():
+        return none
+    known = torch.from_numpy(~hole).float()[None, None]
+    fill = push_pull(crop[:, None], known)[:, 0]
+    jc = crop - crop.mean(0)
+    fc = fill - fill.mean(0)
+    s_j = jc.pow(2).mean(0).sqrt()
+    s_f = fc.pow(2).mean(0).sqrt()
+    corr = (jc * fc).mean(0) / (s_j * s_f).clamp(min=1e-3)
+    inside_t = torch.from_numpy(inside)
+    n_inside = max(int(inside.sum()), 1)
+    sel = inside_t & (s_f > MOTION_STD)
+    moving = float(sel.sum()) / n_inside
+    if int(sel.sum()) < 4:
+        return none | {"moving": moving}
+    # the same after dividing out global exposure changes: does real content move under it?
+    gain = (fill.flatten(1).median(1).values + 1.0) / (fill.flatten(1).median(1).values.mean() + 1.0)
+    fn = fill / gain[:, None, None]
+    local = float((inside_t & ((fn - fn.mean(0)).pow(2).mean(0).sqrt() > MOTION_STD)).sum()) / n_inside
+    slope = (jc * fc).mean(0) / s_f.pow(2).clamp(min=1e-3)
+    mean_j = crop.mean(0)
+    offset = (mean_j - slope * fill.mean(0)) / mean_j.clamp(min=1.0)
     return {
-        "ring_moving": ring_moving,
-        "inner_ratio": ratio,
-        "edge_strength": edge_strength,
-        "ring_edges": ring_edges,
-        "edge_fill": float(edges.sum() / max(comp.sum(), 1)),
-        "corner_dist": float(min(x, y, w - x - bw, h - y - bh) / max(min(h, w), 1)),
+        "moving": moving,
+        "local": local,
+        "ratio": float(torch.quantile(s_j[sel] / s_f[sel], 0.3)),
+        "corr": float(corr[sel].median()),
+        "offset": float(offset[sel].median()),
     }
 
 
-def _score(f: dict[str, float], bbox: tuple[int, int, int, int], size: tuple[int, int]) -> float:
-    """≥ 1 means: a mark. Blend against moving surroundings, or a crisp overlay in a quiet border band."""
-    near_border = f["corner_dist"] < 0.2
-    if f["ring_moving"] > 0.25 and f["inner_ratio"] < 0.75:
-        return 1.0 + (0.75 - f["inner_ratio"]) + (0.5 if near_border else 0.0)
-    if near_border and f["ring_edges"] < 0.05 and f["edge_strength"] > 3 * EDGE_THRESHOLD:
-        return 1.0
+def _score(f: dict[str, float]) -> float:
+    """≥ 1 means a mark: changes pass through scaled (semi-transparent) or stop at it (opaque)."""
+    if f["moving"] < MIN_MOVING_SHARE or f["border"] > BORDER_BAND:
+        return 0.0
+    # a global exposure change also shrinks the change of darker scenery: then only an
+    # additive offset (the αW of a light mark) tells a blend from a darker object
+    real_motion = f["local"] >= MIN_MOVING_SHARE or f["offset"] > 0.15
+    if 0.12 <= f["ratio"] <= 0.8 and f["corr"] > 0.8 and real_motion:
+        return 1.0 + (0.8 - f["ratio"]) + (f["corr"] - 0.8)
+    if f["ratio"] < 0.12 and f["local"] >= MIN_MOVING_SHARE:
+        return 1.0 + (0.12 - f["ratio"])
     return 0.0
 
 
-def _to_full(mask: np.ndarray, factor: int, full_w: int, full_h: int) -> tuple[Box, np.ndarray]:
-    ys, xs = np.nonzero(mask)
-    x0, y0 = int(xs.min()) * factor, int(ys.min()) * factor
-    x1 = min(full_w, (int(xs.max()) + 1) * factor)
-    y1 = min(full_h, (int(ys.max()) + 1) * factor)
-    sub = mask[y0 // factor : (y1 - 1) // factor + 1, x0 // factor : (x1 - 1) // factor + 1]
-    if factor > 1:
-        sub = np.kron(sub.astype(np.uint8), np.ones((factor, factor), np.uint8)).astype(bool)
-    sub = sub[: y1 - y0, : x1 - x0]
-    grown = cv2.dilate(sub.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    return Box(x0, y0, x1 - x0, y1 - y0), grown
+def _refine(
+    full: np.ndarray, bbox: tuple[int, int, int, int], factor: int
+) -> tuple[Box | None, np.ndarray]:
+    """The mark's mask at full resolution inside the (grown) candidate box."""
+    t, h, w = full.shape
+    x, y, bw, bh = bbox
+    pad = 2 * factor + 2
+    x0, y0 = max(0, x * factor - pad), max(0, y * factor - pad)
+    x1, y1 = min(w, (x + bw) * factor + pad), min(h, (y + bh) * factor + pad)
+    crop = full[:, y0:y1, x0:x1].astype(np.float32)
+    edges, _ = persistent_edges(crop, gradient_magnitude(crop))
+    if not edges.any():
+        return None, np.zeros((0, 0), bool)
+    k = max(3, (3 * factor) | 1)
+    mask = cv2.morphologyEx(
+        edges.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8)
+    ).astype(bool)
+    mask = _fill_holes(mask)
+    mask = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    ys_, xs_ = np.nonzero(mask)
+    bx0, by0, bx1, by1 = xs_.min(), ys_.min(), xs_.max() + 1, ys_.max() + 1
+    return Box(x0 + int(bx0), y0 + int(by0), int(bx1 - bx0), int(by1 - by0)), mask[by0:by1, bx0:bx1]
 
 
 def _split_by_presence(track: Detection, grads: np.ndarray, factor: int) -> list[Detection]:
     """Cut a moving mark's track into the sample runs where its gradient template is present."""
     b = track.box
-    sl = (slice(b.y // factor, (b.y + b.h) // factor + 1), slice(b.x // factor, (b.x + b.w) // factor + 1))
+    sl = (
+        slice(b.y // factor, (b.y + b.h) // factor + 1),
+        slice(b.x // factor, (b.x + b.w) // factor + 1),
+    )
     patch = grads[:, sl[0], sl[1]]
-    template = np.median(patch[track.first_sample : track.last_sample + 1], axis=0)
+    template = patch[track.first_sample : track.last_sample + 1].mean(0)
     tc = template - template.mean()
     present = []
     for g in patch:
@@ -228,8 +358,16 @@ def _split_by_presence(track: Detection, grads: np.ndarray, factor: int) -> list
         if flag and start is None:
             start = i
         elif not flag and start is not None:
-            if i - start >= 2:
-                runs.append(Detection(box=track.box, mask=track.mask, first_sample=start, last_sample=i - 1,
-                                      score=track.score, features=track.features))
+            if i - start >= 3:
+                runs.append(
+                    Detection(
+                        box=track.box,
+                        mask=track.mask,
+                        first_sample=start,
+                        last_sample=i - 1,
+                        score=track.score,
+                        features=track.features,
+                    )
+                )
             start = None
     return runs
