@@ -31,10 +31,15 @@ async def slack_events(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, deps: Deps) -> None:
-    """Mount the Slack bot on `app` (call only when settings.slack_enabled)."""
+    """Mount the Slack bot on `app` (call only when settings.slack_enabled).
+
+    The HTTP route needs SLACK_SIGNING_SECRET; with only SLACK_APP_TOKEN the bot runs over
+    Socket Mode alone and `/slack/events` does not exist (nothing unsigned is ever served).
+    """
     bot = SlackBot(deps)
     app[SLACK_BOT_KEY] = bot
-    app.router.add_post(EVENTS_PATH, slack_events)
+    if bot.serves_http:
+        app.router.add_post(EVENTS_PATH, slack_events)
     handler = socket_mode.build_socket_mode_handler(bot.bolt, deps.settings)
 
     async def start(_: web.Application) -> None:
@@ -49,7 +54,11 @@ def setup(app: web.Application, deps: Deps) -> None:
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
-    logger.info("slack bot mounted at %s%s", EVENTS_PATH, " with socket mode" if handler else "")
+    logger.info(
+        "slack bot mounted: http %s, socket mode %s",
+        EVENTS_PATH if bot.serves_http else "off (no SLACK_SIGNING_SECRET)",
+        "on" if handler else "off",
+    )
 
 
 __all__ = ["EVENTS_PATH", "SLACK_BOT_KEY", "SlackBot", "setup"]

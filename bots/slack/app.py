@@ -42,15 +42,20 @@ class SlackBot:
 
     def __init__(self, deps: Deps) -> None:
         settings = deps.settings
-        if settings.slack_signing_secret is None:
-            raise ConfigError("SLACK_SIGNING_SECRET is not set")
+        secret = settings.slack_signing_secret
+        if secret is None and settings.slack_app_token is None:
+            raise ConfigError("SLACK_SIGNING_SECRET is not set (and no SLACK_APP_TOKEN either)")
+        #: whether the HTTP endpoint may be served (Socket Mode alone needs no signing secret)
+        self.serves_http = secret is not None
         self.deps = deps
         self.client = make_web_client(settings)
         self.background = BackgroundTasks()
         self.intake = VideoIntake(deps, self.client)
         self.bolt = AsyncApp(
             client=self.client,
-            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            # "" keeps bolt from reading the environment; without a secret nothing is served
+            # over HTTP (see serves_http), so bolt's verification only ever sees a real one
+            signing_secret=secret.get_secret_value() if secret is not None else "",
             process_before_response=False,
             logger=logging.getLogger("bots.slack.bolt"),
             name="blanklogo",
@@ -68,7 +73,11 @@ class SlackBot:
         if event.get("subtype") not in PERSON_SUBTYPES or is_from_bot(event, context):
             return
         if not event.get("files"):
-            return  # plain chat in a channel we are in: not for us (mentions come as app_mention)
+            # plain chat in a channel is not for us (mentions come as app_mention); in a DM it
+            # is, so it gets the how-to
+            if event.get("channel_type") == "im" and not event.get("subtype"):
+                self._spawn(event, body, mentioned=True)
+            return
         self._spawn(event, body, mentioned=False)
 
     async def _on_mention(

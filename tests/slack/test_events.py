@@ -415,3 +415,16 @@ async def test_when_the_database_is_down_the_user_is_asked_to_try_again_and_noth
     [reply] = fake_slack.thread("C0VIDEOS", event["ts"])
     assert "try again" in reply["text"].lower() or "send it again" in reply["text"]
     assert not [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]
+
+
+async def test_a_direct_message_without_a_video_gets_the_how_to(
+    slack_app: SlackApp, slack_deps: Deps, fake_slack: FakeSlack
+) -> None:
+    dm = message_event(channel="D0DIRECT", channel_type="im", text="hello?")
+    chatter = message_event(channel="C0VIDEOS", text="lunch?")
+    await slack_app.post_event(event_envelope(dm))
+    await slack_app.post_event(event_envelope(chatter))
+    await slack_app.settle()
+    [reply] = fake_slack.thread("D0DIRECT", dm["ts"])
+    assert "region=bottom-right" in reply["text"]
+    assert fake_slack.thread("C0VIDEOS", chatter["ts"]) == []

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
-from bots.slack import SLACK_BOT_KEY
+from bots.slack import SLACK_BOT_KEY, setup
 from bots.slack.app import SlackBot
 from bots.slack.socket_mode import build_socket_mode_handler
 from core.deps import build
@@ -69,6 +70,31 @@ async def test_a_video_event_over_socket_mode_is_acked_and_becomes_a_job(
         await app[SLACK_BOT_KEY].background.drain(timeout=30)
         [job] = await deps.store.list_jobs()
         assert job.input_filename == "socket.mp4"
+        await client.close()
+    finally:
+        await deps.close()
+
+
+async def test_with_only_an_app_token_the_bot_runs_over_socket_mode_and_serves_no_http(
+    aiohttp_client: Any, slack_settings: Callable[..., Settings], fake_slack: FakeSlack
+) -> None:
+    settings = slack_settings(slack_app_token=APP_TOKEN, slack_signing_secret=None)
+    deps = await build(settings, engine=EngineNotUsed(), notifiers={})
+    try:
+        app = web.Application()
+        setup(app, deps)
+        client = await aiohttp_client(app)
+        resp = await client.post("/slack/events", data=b"{}")
+        assert resp.status == 404  # nothing unsigned is ever served
+        file = fake_slack.host_file(fake_mp4(), "only-socket.mp4")
+        await fake_slack.send_over_socket(event_envelope(message_event(files=[file])))
+        for _ in range(300):
+            if fake_slack.socket_acks:
+                break
+            await asyncio.sleep(0.01)
+        await app[SLACK_BOT_KEY].background.drain(timeout=30)
+        [job] = await deps.store.list_jobs()
+        assert job.input_filename == "only-socket.mp4"
         await client.close()
     finally:
         await deps.close()
