@@ -89,6 +89,9 @@ class SlackNotifier:
     async def deliver(self, job: Job) -> None:
         """Post the result (file, or link past the upload limit), the failure, or the cancellation."""
         self._last_edit.pop(job.id, None)
+        if not job.reply_to.get("channel"):
+            logger.error("job %s has no slack channel to answer in; not delivered", job.id)
+            return
         use_pooled_session(self.client)
         if job.status == JobState.COMPLETED:
             await self._deliver_result(job)
