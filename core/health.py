@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import core
-from core.jobs import JobState
+from core.jobs import Job, JobState
 from core.ops.reports import QueueReport, build_queue_report, cold_start_of
 from core.ops.thresholds import WORKER_MEMORY_PCT, Level, classify
 from core.ports import FinishedJob
@@ -58,6 +58,8 @@ QUEUED_SCAN_LIMIT = 1000
 PROCESSING_SCAN_LIMIT = 200
 #: recent completed jobs whose engine report is read for the Modal cold start
 COLD_START_SAMPLE = 20
+#: latest failed jobs whose reason `/queue` shows
+RECENT_FAILURES = 5
 
 
 def worker_heartbeat_key(settings: Settings, worker_id: str) -> str:
@@ -282,12 +284,12 @@ async def check_workers(deps: Deps, now: datetime | None = None) -> dict[str, An
 
 
 async def gather_queue_report(
-    deps: Deps, now: datetime | None = None, *, cold_start: bool = True
+    deps: Deps, now: datetime | None = None, *, details: bool = True
 ) -> QueueReport:
     """Read every `/queue` figure from the store (the source of truth), arq and the workers.
 
-    `cold_start=False` skips reading recent engine reports (one query per job), which the
-    frequently polled GET /health does not need.
+    `details=False` skips what needs one query per job (recent Modal cold starts, the
+    latest failures' reasons), which the frequently polled GET /health does without.
     """
     now = now or datetime.now(UTC)
     store = deps.store
@@ -312,7 +314,11 @@ async def gather_queue_report(
         memory = max(memories) if memories else None
     except Exception as exc:  # noqa: BLE001
         notes.append(f"worker heartbeats unavailable ({_describe(exc)})")
-    cold_starts = await _recent_cold_starts(deps, finished, now) if cold_start else []
+    cold_starts: list[float] = []
+    failures: list[Job] = []
+    if details:
+        cold_starts = await _recent_cold_starts(deps, finished, now)
+        failures = await _recent_failures(deps, finished, now)
     return build_queue_report(
         now=now,
         counts=counts,
@@ -321,23 +327,34 @@ async def gather_queue_report(
         finished=finished,
         arq_depth=arq_depth,
         cold_start_s=max(cold_starts) if cold_starts else None,
+        recent_failures=failures,
         worker_memory_pct=memory,
         notes=notes,
     )
+
+
+def _latest(finished: list[FinishedJob], status: JobState, n: int, now: datetime) -> list[str]:
+    ended = [f for f in finished if f.status == status and f.completed_at is not None]
+    ended.sort(key=lambda f: f.completed_at or now, reverse=True)
+    return [f.id for f in ended[:n]]
+
+
+async def _recent_failures(deps: Deps, finished: list[FinishedJob], now: datetime) -> list[Job]:
+    """The latest failed jobs, newest first (their error says why: "CUDA out of memory"...)."""
+    jobs = [
+        await deps.store.get(job_id)
+        for job_id in _latest(finished, JobState.FAILED, RECENT_FAILURES, now)
+    ]
+    return [job for job in jobs if job is not None]
 
 
 async def _recent_cold_starts(
     deps: Deps, finished: list[FinishedJob], now: datetime
 ) -> list[float]:
     """Modal cold starts reported by the latest completed jobs (none for the local engine)."""
-    recent = sorted(
-        (f for f in finished if f.status == JobState.COMPLETED and f.completed_at is not None),
-        key=lambda f: f.completed_at or now,
-        reverse=True,
-    )[:COLD_START_SAMPLE]
     found = []
-    for fin in recent:
-        job = await deps.store.get(fin.id)
+    for job_id in _latest(finished, JobState.COMPLETED, COLD_START_SAMPLE, now):
+        job = await deps.store.get(job_id)
         value = None if job is None else cold_start_of(job.report)
         if value is not None:
             found.append(value)
@@ -346,7 +363,7 @@ async def _recent_cold_starts(
 
 async def check_queue(deps: Deps, now: datetime | None = None) -> dict[str, Any]:
     """The queue figures (GET /health `services.queue`); degraded at a Critical depth."""
-    report = await gather_queue_report(deps, now, cold_start=False)
+    report = await gather_queue_report(deps, now, details=False)
     status = "degraded" if report.depth_level == Level.CRITICAL else "ok"
     result: dict[str, Any] = {"status": status, **report.to_dict()}
     if status != "ok":

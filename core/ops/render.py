@@ -168,6 +168,13 @@ def render_queue(report: QueueReport, fmt: str = "text") -> str:
     lines.append(
         "Worker memory: " + _figure(s, _pct(report.worker_memory_pct), report.worker_memory_level)
     )
+    if report.recent_failures:
+        lines.append(s.bold("Latest failures (24 h):"))
+        for failure in report.recent_failures:
+            lines.append(
+                f"  {s.code(failure.job_id)} {failure.source}, "
+                f"{fmt_duration(failure.ended_ago_s)} ago: {s.esc(failure.error[:200])}"
+            )
     for note in report.notes:
         lines.append(f"Note: {s.esc(note)}")
     lines.append(_legend(s))

@@ -82,6 +82,24 @@ class ProcessingRow:
 
 
 @dataclass(frozen=True)
+class RecentFailure:
+    """One job that failed lately, with the reason it gave (e.g. "CUDA out of memory")."""
+
+    job_id: str
+    source: str
+    ended_ago_s: float
+    error: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.job_id,
+            "source": self.source,
+            "ended_ago_s": round(self.ended_ago_s, 1),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
 class QueueReport:
     """The `/queue` figures, each with its runbook level."""
 
@@ -96,6 +114,7 @@ class QueueReport:
     windows: list[WindowStats]
     cold_start_s: float | None = None
     worker_memory_pct: float | None = None
+    recent_failures: list[RecentFailure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -135,6 +154,7 @@ class QueueReport:
             "modal_cold_start_level": _lv(self.cold_start_level),
             "worker_memory_pct": self.worker_memory_pct,
             "worker_memory_level": _lv(self.worker_memory_level),
+            "recent_failures": [f.to_dict() for f in self.recent_failures],
             "notes": list(self.notes),
         }
 
@@ -149,6 +169,7 @@ def build_queue_report(
     arq_depth: int | None = None,
     cold_start_s: float | None = None,
     worker_memory_pct: float | None = None,
+    recent_failures: Iterable[Job] = (),
     notes: Iterable[str] = (),
 ) -> QueueReport:
     """Assemble the `/queue` report from what the store, arq, the engine and the workers said.
@@ -187,6 +208,15 @@ def build_queue_report(
         windows=[window_stats(finished_list, now, span, label) for label, span in WINDOWS],
         cold_start_s=cold_start_s,
         worker_memory_pct=worker_memory_pct,
+        recent_failures=[
+            RecentFailure(
+                job_id=job.id,
+                source=job.source.value,
+                ended_ago_s=_age_s(now, job.completed_at or job.updated_at) or 0.0,
+                error=job.error_message or "(no reason recorded)",
+            )
+            for job in recent_failures
+        ],
         notes=list(notes),
     )
 

@@ -178,6 +178,7 @@ async def ended_at(
     created: datetime,
     duration_s: float,
     status: JobState = JobState.COMPLETED,
+    error: str = "engine crashed",
     **kw: Any,
 ) -> Job:
     """A job created at `created` that ended (completed/failed) `duration_s` later."""
@@ -186,7 +187,7 @@ async def ended_at(
     clock.at(created + timedelta(seconds=duration_s))
     fields: dict[str, Any] = {}
     if status == JobState.FAILED:
-        fields["error_message"] = "engine crashed"
+        fields["error_message"] = error
     if report is not None:
         fields["report"] = report
     moved = await store.move(job.id, status, expected=[JobState.PROCESSING], **fields)

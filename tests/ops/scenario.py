@@ -5,7 +5,7 @@ Times are relative to NOW (the moment the report is taken):
 * processing: 4 - `fresh` (started 2 min ago, 40 %), `long` (started 15 min ago, lease
   renewed 10 s ago: stuck by time), `expired` (started 8 min ago, 60 s lease: stuck by its
   lease only), `exhausted` (max_attempts 1, started 20 min ago: stuck and out of attempts);
-* in the last hour: 5 completed taking 60, 90, 100, 200, 700 s and 1 failed;
+* in the last hour: 5 completed taking 60, 90, 100, 200, 700 s and 1 failed (CUDA OOM);
 * 1-24 h ago: 10 completed taking 30 s each; 30 h ago: 1 completed (outside every window);
 * cancelled: 1 (telegram).
 """
@@ -85,7 +85,9 @@ async def populate(store: Any, clock: Clock, now: datetime) -> Scenario:
     ]
     for duration, report in zip((60, 90, 100, 200, 700), reports, strict=True):
         completed.append(await ended_at(store, clock, now - minutes(40), duration, report=report))
-    failed = await ended_at(store, clock, now - minutes(45), 30, JobState.FAILED)
+    failed = await ended_at(
+        store, clock, now - minutes(45), 30, JobState.FAILED, error="CUDA out of memory"
+    )
     for _ in range(10):
         await ended_at(store, clock, now - timedelta(hours=5), 30)
     await ended_at(store, clock, now - timedelta(hours=30), 50)

@@ -88,6 +88,15 @@ async def test_queue_report_gives_every_figure_with_its_runbook_level(
     assert report["modal_cold_start_level"] == "Warning"
     assert report["worker_memory_pct"] == 92.5
     assert report["worker_memory_level"] == "Critical"
+    # the runbook's "Modal out of memory" symptom: the failures' own reasons
+    assert report["recent_failures"] == [
+        {
+            "id": s.failed.id,
+            "source": "webhook",
+            "ended_ago_s": 2670.0,
+            "error": "CUDA out of memory",
+        }
+    ]
 
 
 async def test_queue_report_reads_as_words_in_each_channel(
@@ -109,6 +118,8 @@ async def test_queue_report_reads_as_words_in_each_channel(
     assert "Modal cold start: 75 s [Warning]" in text
     assert "completion Normal under 2, Warning 2-10, Critical over 10 min" in text
     assert "Worker memory: n/a" in text
+    assert "Latest failures (24 h):" in text
+    assert f"{s.failed.id} webhook, 44.5 min ago: CUDA out of memory" in text
 
     slack = (await handle_slack(deps, "queue")).text
     assert "*Queue at" in slack
