@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from core.errors import (
     BlankLogoError,
@@ -145,6 +146,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         return _from_http_exception(exc)
+    except HttpProcessingError as exc:  # a malformed body met while a handler parsed it
+        status = exc.code if 400 <= exc.code < 500 else 400
+        return error_response(
+            status, STATUS_CODES.get(status, "bad_request"), "the request is malformed"
+        )
     except BlankLogoError as exc:
         response = response_for(exc)
         if response.status >= 500:

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from core import intake as intake_service
 from core.delivery import schedule_delivery
@@ -50,6 +51,7 @@ CHUNK_BYTES = 256 * 1024
 REPLAY_TTL_S = 600
 RESULT_LINK_TTL_S = 3600
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
 
 
 # ---------------------------------------------------------------- is it a video?
@@ -230,16 +232,15 @@ async def _options(deps: Deps, payload: dict[str, Any]) -> tuple[dict[str, Any],
 
 
 def _idempotency_key(request: web.Request, client: Client) -> str | None:
-    key = request.headers.get("Idempotency-Key") or client.msg_id
-    if key is None:
-        return None
-    if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+    header = request.headers.get("Idempotency-Key")
+    if header is not None and not _IDEMPOTENCY_KEY.fullmatch(header):
         raise _bad(
             "invalid_header",
-            f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} printable characters",
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters",
         )
+    key = header or client.msg_id
     # namespaced by client: two clients using the same key never see each other's job
-    return f"webhook:{client.requester}:{key}"
+    return None if key is None else f"webhook:{client.requester}:{key}"
 
 
 # ---------------------------------------------------------------- replays of signed requests
@@ -289,7 +290,9 @@ def _replay_response(deps: Deps, job: Job) -> web.Response:
 # ---------------------------------------------------------------- POST /v1/jobs (JSON)
 
 
-async def _create_from_json(request: web.Request, deps: Deps, client: Client) -> web.Response:
+async def _create_from_json(
+    request: web.Request, deps: Deps, client: Client, idempotency_key: str | None
+) -> web.Response:
     body = await _read_capped(request, JSON_MAX_BYTES)
     client.verify_body(body)
     replayed = await _replayed_job(deps, client)
@@ -313,7 +316,7 @@ async def _create_from_json(request: web.Request, deps: Deps, client: Client) ->
         requester=client.requester,
         reply_to=reply_to,
         options={**options, "video_url": video_url},
-        idempotency_key=_idempotency_key(request, client),
+        idempotency_key=idempotency_key,
         max_attempts=deps.settings.max_attempts,
     )
     return await _accept(deps, client, new)
@@ -375,7 +378,7 @@ class _HashingStream:
 
 async def _read_field(part: BodyPartReader) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(8192):
+    while chunk := await _read_chunk(part, 8192):
         data += chunk
         if len(data) > FIELD_MAX_BYTES:
             raise _too_large(FIELD_MAX_BYTES, f"the field {part.name!r}")
@@ -389,7 +392,7 @@ async def _store_upload(deps: Deps, part: BodyPartReader, key: str) -> int:
     """Stream the file part into storage; NotAVideo / VideoTooLarge leave nothing stored."""
     limit = deps.settings.max_upload_bytes
     head = b""
-    while len(head) < SNIFF_BYTES and (chunk := await part.read_chunk(SNIFF_BYTES)):
+    while len(head) < SNIFF_BYTES and (chunk := await _read_chunk(part, SNIFF_BYTES)):
         head += chunk
     if not head:
         raise NotAVideo("the uploaded file is empty")
@@ -401,7 +404,7 @@ async def _store_upload(deps: Deps, part: BodyPartReader, key: str) -> int:
     async def chunks() -> AsyncIterator[bytes]:
         size = len(head)
         yield head
-        while chunk := await part.read_chunk(CHUNK_BYTES):
+        while chunk := await _read_chunk(part, CHUNK_BYTES):
             size += len(chunk)
             if size > limit:
                 raise VideoTooLarge(f"the video is larger than the {_mb(limit)} limit")
@@ -427,16 +430,28 @@ async def _discard(deps: Deps, key: str) -> None:
 async def _next_part(reader: MultipartReader) -> Any:
     try:
         return await reader.next()
-    except ValueError:  # aiohttp's word for a body that is not the multipart it claims
+    except (ValueError, HttpProcessingError):  # aiohttp's words for a broken multipart body
         raise _bad("invalid_body", "the multipart body is malformed") from None
 
 
-async def _create_from_upload(request: web.Request, deps: Deps, client: Client) -> web.Response:
+async def _read_chunk(part: BodyPartReader, size: int) -> bytes:
+    try:
+        return await part.read_chunk(size)
+    except (ValueError, HttpProcessingError):
+        raise _bad("invalid_body", "the multipart body is malformed") from None
+
+
+async def _create_from_upload(
+    request: web.Request, deps: Deps, client: Client, idempotency_key: str | None
+) -> web.Response:
     limit = deps.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + 1024 * 1024:
         raise VideoTooLarge(f"the video is larger than the {_mb(limit)} limit")
     stream = _HashingStream(request.content, client)
-    reader = MultipartReader(request.headers, stream)  # type: ignore[arg-type]
+    try:
+        reader = MultipartReader(request.headers, stream)  # type: ignore[arg-type]
+    except (ValueError, AssertionError, KeyError):  # no or bad boundary parameter
+        raise _bad("invalid_body", "multipart/form-data needs a valid boundary") from None
     job_id = new_job_id()
     fields: dict[str, Any] = {}
     key: str | None = None
@@ -478,7 +493,7 @@ async def _create_from_upload(request: web.Request, deps: Deps, client: Client) 
             input_key=key,
             input_filename=filename,
             input_size_bytes=size,
-            idempotency_key=_idempotency_key(request, client),
+            idempotency_key=idempotency_key,
             max_attempts=deps.settings.max_attempts,
         )
         accepted = await intake_service.accept(deps, new)
@@ -500,10 +515,11 @@ async def _create_from_upload(request: web.Request, deps: Deps, client: Client) 
 @_authenticated
 async def create_job(request: web.Request, deps: Deps, client: Client) -> web.StreamResponse:
     """POST /v1/jobs: accept a video by URL (JSON) or upload (multipart)."""
+    idempotency_key = _idempotency_key(request, client)
     if request.content_type == "application/json":
-        return await _create_from_json(request, deps, client)
+        return await _create_from_json(request, deps, client, idempotency_key)
     if request.content_type == "multipart/form-data":
-        return await _create_from_upload(request, deps, client)
+        return await _create_from_upload(request, deps, client, idempotency_key)
     raise _bad(
         "unsupported_media_type",
         "send application/json with a video_url, or multipart/form-data with a file",

@@ -117,6 +117,14 @@ _SCHEMAS: dict[str, Any] = {
     "JobRequest": {
         "type": "object",
         "required": ["video_url"],
+        "examples": [
+            {
+                "video_url": "https://93.184.216.34/clips/launch.mp4",
+                "callback_url": "https://93.184.216.34/hooks/blanklogo",
+                "region": "bottom-right",
+                "metadata": {"order": "A-1042"},
+            }
+        ],
         "properties": {
             "video_url": {
                 **_URL,
@@ -137,8 +145,10 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "file": {
                 "type": "string",
+                "format": "binary",
                 "contentMediaType": "application/octet-stream",
-                "description": "The video (MP4, MOV, WebM, MKV, AVI, ...), at most MAX_UPLOAD_MB.",
+                "description": "The video (MP4, MOV, WebM, MKV, AVI, ...), at most MAX_UPLOAD_MB; "
+                "its first bytes must be those of a video (else 422 not_a_video).",
             },
             "callback_url": _URL,
             "region": _REGION,
@@ -224,6 +234,15 @@ _SIGNED_HEADERS_NOTE = (
     "A replayed `webhook-id` returns the job it first created."
 )
 
+_LINKS = {
+    name: {"operationId": op, "parameters": {"id": "$response.body#/id"}}
+    for name, op in (
+        ("GetJob", "getJob"),
+        ("GetJobResult", "getJobResult"),
+        ("CancelJob", "cancelJob"),
+    )
+}
+
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -236,7 +255,7 @@ _IDEMPOTENCY = {
 def document(public_base_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the intake API."""
     created = {
-        "202": _json("Accepted", "The job was accepted and queued", _LOCATION),
+        "202": {**_json("Accepted", "The job was accepted and queued", _LOCATION), "links": _LINKS},
         "200": _json("Accepted", "This Idempotency-Key / webhook-id already made this job"),
         **_COMMON_ERRORS,
         "415": _error("Neither application/json nor multipart/form-data"),
@@ -273,9 +292,7 @@ def document(public_base_url: str) -> dict[str, Any]:
                             },
                             "multipart/form-data": {
                                 "schema": {"$ref": "#/components/schemas/JobUpload"},
-                                "encoding": {
-                                    "file": {"contentType": "video/*, application/octet-stream"}
-                                },
+                                "encoding": {"file": {"contentType": "application/octet-stream"}},
                             },
                         },
                     },
@@ -314,6 +331,8 @@ def document(public_base_url: str) -> dict[str, Any]:
                 "delete": {
                     "operationId": "cancelJob",
                     "summary": "Cancel a job that has not ended",
+                    "description": "The job is cancelled, not erased: it stays readable with "
+                    "status `cancelled` until it expires.",
                     "responses": {
                         "200": _json("Job", "The cancelled job"),
                         **job_errors,

@@ -159,6 +159,17 @@ async def test_repeated_idempotency_key_returns_the_first_job_never_a_second(api
     assert len(await _all_jobs(api)) == 1
 
 
+@pytest.mark.parametrize("key", ["", "has space", "x" * 201, "caf\u00e9"])
+async def test_malformed_idempotency_key_gets_400_before_anything_is_stored(
+    api: Api, key: str
+) -> None:
+    status, body = await api.post_json(
+        {"video_url": VIDEO_URL}, {**api.bearer(), "Idempotency-Key": key}
+    )
+    assert status == 400 and body["error"]["code"] == "invalid_header"
+    assert await _all_jobs(api) == []
+
+
 async def test_same_idempotency_key_from_two_clients_makes_two_jobs(api: Api) -> None:
     _, mine = await api.post_json(
         {"video_url": VIDEO_URL}, {**api.bearer(), "Idempotency-Key": "k1"}
@@ -317,6 +328,27 @@ async def test_broken_multipart_body_gets_400(api: Api) -> None:
         "/v1/jobs",
         data=b"this is not multipart at all",
         headers={**api.bearer(), "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid_body"
+
+
+async def test_multipart_without_a_boundary_gets_400(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/jobs",
+        data=b'{"video_url": "http://93.184.216.34/a.mp4"}',
+        headers={**api.bearer(), "Content-Type": "multipart/form-data"},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid_body"
+
+
+async def test_multipart_part_with_broken_headers_gets_400(api: Api) -> None:
+    body = b'--b\r\nContent-Disposition: form-data; name="\xc2\xb3\x1e"\r\n\r\nx\r\n--b--\r\n'
+    response = await api.client.post(
+        "/v1/jobs",
+        data=body,
+        headers={**api.bearer(), "Content-Type": "multipart/form-data; boundary=b"},
     )
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "invalid_body"
