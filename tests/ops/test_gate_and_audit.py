@@ -151,3 +151,15 @@ async def test_a_failing_audit_write_never_blocks_the_reply(deps: Deps, store: A
     store.record_audit = broken
     reply = await handle_command(deps, OpsRequest("cli", "alice", "queue"))
     assert reply.ok
+
+
+async def test_a_command_whose_database_is_gone_answers_in_words(deps: Deps, store: Any) -> None:
+    await store.close()
+    reply = await handle_command(deps, OpsRequest("slack", SLACK_ADMIN, "queue"))
+    assert not reply.ok
+    assert reply.text.startswith("queue failed: StoreError")
+    # health still answers, naming the database
+    health = await handle_command(deps, OpsRequest("slack", SLACK_ADMIN, "health"))
+    assert health.data["status"] == "down"
+    assert health.data["services"]["database"]["status"] == "down"
+    assert ":x: down *database*" in health.text

@@ -258,3 +258,19 @@ async def test_health_shows_arqs_own_health_check_line(deps: Deps) -> None:
     assert arq_health_check_key(deps.settings) == f"{deps.settings.queue_name}:health-check"
     body = await check_health(deps)
     assert body["services"]["workers"]["arq_health"] == line
+
+
+async def test_setup_alone_counts_requests_on_an_app_built_without_the_middleware(
+    deps: Deps, aiohttp_client: Callable[..., Any]
+) -> None:
+    from aiohttp import web
+
+    from webhooks.health import setup
+
+    app = web.Application()
+    setup(app, deps)
+    client = await aiohttp_client(app)
+    await client.get("/health")
+    await client.get("/health")
+    text = await (await client.get("/metrics")).text()
+    assert 'blanklogo_http_requests_total{method="GET",route="/health",status="200"} 2.0' in text
