@@ -77,8 +77,20 @@ class ModalCloud:
 
         class Function:
             spawn = _Method(cloud._spawn)
+            hydrate = _Method(cloud._hydrate)
+            get_current_stats = _Method(cloud._stats)
 
         return Function()
+
+    async def _hydrate(self) -> None:
+        return None
+
+    async def _stats(self) -> Any:
+        class Stats:
+            backlog = len([c for c in self.calls if not c._task.done()])
+            num_total_runners = 1 if self.calls else 0
+
+        return Stats()
 
     async def _spawn(self, **kwargs: Any) -> ContainerCall:
         self.spawned.append(kwargs)
@@ -223,3 +235,26 @@ async def test_cancelling_a_job_cancels_its_modal_call(
     job = await built.store.get(job_id)
     assert job is not None and job.status == JobState.CANCELLED and job.output_key is None
     assert notifier.delivered == [(job_id, "cancelled")]
+
+
+async def test_health_checks_the_bucket_round_trip_and_the_modal_function(
+    deps: tuple[Deps, ModalCloud, CountingNotifier], bucket: tuple[FakeStorage, str]
+) -> None:
+    from core.health import check_health
+    from core.ops.render import render_health
+
+    built, _, _ = deps
+    state, _ = bucket
+
+    health = await check_health(built)
+
+    assert health["services"]["storage"]["status"] == "ok"
+    assert health["services"]["storage"]["backend"] == "supabase"
+    gpu = health["services"]["gpu"]
+    assert gpu["status"] == "ok" and gpu["backend"] == "modal" and gpu["runners"] == 0
+    text = render_health(health)
+    assert "backend modal" in text and "next job cold-starts" in text
+    assert state.seen("POST", "/storage/v1/object/videos/health/")  # wrote,
+    assert state.seen("GET", "/storage/v1/object/videos/health/")  # read back,
+    assert state.seen("DELETE", "/storage/v1/object/videos")  # and removed its probe
+    assert not [key for key in state.objects if key[1].startswith("health/")]
