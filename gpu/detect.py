@@ -39,6 +39,7 @@ SEGMENT_SAMPLES = 10  # samples per time segment when looking for moving marks
 EDGE_THRESHOLD = 6.0  # gradient of the temporal mean (Y levels / px) that counts as an edge
 COHERENCE = 0.6  # |∇ mean| / mean |∇| above which an edge is persistent
 MOTION_STD = 3.0  # temporal std (Y levels) above which the picture "changes" at a pixel
+MIN_CORR = 0.65  # changes inside must follow the surroundings' at least this well
 MIN_MOVING_SHARE = 0.3  # share of the mark's pixels whose background must change
 MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
@@ -112,9 +113,34 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
                     tracks.append(det)
                 else:
                     _merge(same, det)
-        for track in tracks:
-            found.extend(_split_by_presence(track, grads, factor))
+        runs = [run for track in tracks for run in _split_by_presence(track, grads, factor)]
+        found.extend(_relay(runs, t))
     return found
+
+
+def _relay(runs: list[Detection], total: int) -> list[Detection]:
+    """Keep moving-mark runs only when they hand over to one another: the mark leaves one
+    place as it appears at another, so together the runs cover most of the clip with little
+    overlap. Scenery that stops moving for a while does not do that."""
+    if len(runs) < 2:
+        return []
+    covered = np.zeros(total, int)
+    for run in runs:
+        covered[run.first_sample : run.last_sample + 1] += 1
+    share = float((covered > 0).mean())
+    overlap = float((covered > 1).sum()) / max(int((covered > 0).sum()), 1)
+    spans: list[tuple[Box, int]] = []
+    for run in runs:
+        length = run.last_sample - run.first_sample + 1
+        home = next((i for i, (b, _n) in enumerate(spans) if _overlap(b, run.box) > 0.2), None)
+        if home is None:
+            spans.append((run.box, length))
+        else:
+            spans[home] = (spans[home][0], spans[home][1] + length)
+    places = [n for _b, n in spans if n >= 0.15 * total]
+    if len(places) < 2 or share < 0.7 or overlap > 0.25:
+        return []
+    return runs
 
 
 def _normalise_gain(frames: np.ndarray) -> np.ndarray:
@@ -272,7 +298,9 @@ def _blend_features(
         return none
     known = torch.from_numpy(~hole).float()[None, None]
     fill = push_pull(crop[:, None], known)[:, 0]
-    jc = crop - crop.mean(0)
+    # compare like with like: the fill is smooth, so smooth the picture before correlating
+    smooth = torch.nn.functional.avg_pool2d(crop[:, None], 5, stride=1, padding=2, count_include_pad=False)[:, 0]
+    jc = smooth - smooth.mean(0)
     fc = fill - fill.mean(0)
     s_j = jc.pow(2).mean(0).sqrt()
     s_f = fc.pow(2).mean(0).sqrt()
@@ -306,8 +334,8 @@ def _score(f: dict[str, float]) -> float:
     # a global exposure change also shrinks the change of darker scenery: then only an
     # additive offset (the αW of a light mark) tells a blend from a darker object
     real_motion = f["local"] >= MIN_MOVING_SHARE or f["offset"] > 0.15
-    if 0.12 <= f["ratio"] <= 0.8 and f["corr"] > 0.8 and real_motion:
-        return 1.0 + (0.8 - f["ratio"]) + (f["corr"] - 0.8)
+    if 0.12 <= f["ratio"] <= 0.8 and f["corr"] > MIN_CORR and real_motion:
+        return 1.0 + (0.8 - f["ratio"]) + (f["corr"] - MIN_CORR)
     if f["ratio"] < 0.12 and f["local"] >= MIN_MOVING_SHARE:
         return 1.0 + (0.12 - f["ratio"])
     return 0.0
