@@ -24,6 +24,13 @@ pytestmark = [pytest.mark.redis]
 SERVICES = {"queue", "redis", "database", "storage", "gpu", "workers"}
 
 
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """SQLite here (the queue figures run on both databases in test_queue_report);
+    PostgreSQL in the unreachable-database test below."""
+    return sqlite_url
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
