@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from core.ops.reports import QueueReport, StuckReport
@@ -116,6 +116,14 @@ def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _stamp(value: object) -> str:
+    """An ISO time from a report, shown as '2026-12-04 20:24:18 UTC'."""
+    try:
+        return _when(datetime.fromisoformat(str(value)).astimezone(UTC))
+    except ValueError:
+        return str(value)
+
+
 def _figure(s: Style, value: str, level: Level | None) -> str:
     marked = s.level(level)
     return f"{value} {marked}" if marked else value
@@ -209,7 +217,8 @@ def render_health(health: Mapping[str, Any], fmt: str = "text") -> str:
     """The `/health` report (the same dict GET /health returns)."""
     s = style_for(fmt)
     lines = [
-        s.bold("Health: ")
+        s.bold("Health:")
+        + " "
         + s.status(str(health.get("status", "down")))
         + f" (version {s.esc(health.get('version', '?'))})"
     ]
@@ -298,19 +307,21 @@ def render_job(facts: Mapping[str, Any], fmt: str = "text") -> str:
         lines.append(f"Input: {s.esc(facts['input_filename'])}")
     if facts.get("error_message"):
         lines.append(f"Error: {s.esc(facts['error_message'])}")
-    lines.append(f"Created: {facts['created_at']} ({fmt_duration(facts['age_s'])} ago)")
+    lines.append(f"Created: {_stamp(facts['created_at'])} ({fmt_duration(facts['age_s'])} ago)")
     if facts.get("started_at"):
-        lines.append(f"Started: {facts['started_at']} (waited {fmt_duration(facts['waited_s'])})")
+        waited = fmt_duration(facts["waited_s"])
+        lines.append(f"Started: {_stamp(facts['started_at'])} (waited {waited})")
     if facts.get("completed_at"):
-        lines.append(f"Ended: {facts['completed_at']} (total {fmt_duration(facts['total_s'])})")
+        total = fmt_duration(facts["total_s"])
+        lines.append(f"Ended: {_stamp(facts['completed_at'])} (total {total})")
     if facts.get("processing_time_ms") is not None:
         lines.append(f"Processing time: {fmt_duration(facts['processing_time_ms'] / 1000)}")
     if facts.get("lease_owner"):
         lines.append(
-            f"Worker: {s.esc(facts['lease_owner'])}, lease until {facts['lease_expires_at']}"
+            f"Worker: {s.esc(facts['lease_owner'])}, lease until {_stamp(facts['lease_expires_at'])}"
         )
     if facts.get("delivered_at"):
-        lines.append(f"Delivered: {facts['delivered_at']}")
+        lines.append(f"Delivered: {_stamp(facts['delivered_at'])}")
     return "\n".join(lines)
 
 
