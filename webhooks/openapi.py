@@ -133,10 +133,11 @@ _SCHEMAS: dict[str, Any] = {
             },
             "callback_url": {
                 **_URL,
+                "type": ["string", "null"],
                 "description": "Receives a signed POST (Standard Webhooks) when the job ends.",
             },
-            "region": _REGION,
-            "metadata": _METADATA,
+            "region": {**_REGION, "type": ["string", "null"]},
+            "metadata": {**_METADATA, "type": ["object", "null"]},
         },
     },
     "JobUpload": {
