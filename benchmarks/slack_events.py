@@ -4,7 +4,7 @@ Loopback only and bounded: starts the fake Slack (tests/slack/fake_slack.py) and
 `blanklogo web` app on ephemeral 127.0.0.1 ports, with a SQLite store, local storage and the
 machine's Redis (REDIS_URL, default redis://127.0.0.1:6379/0, keys under a unique prefix that
 is deleted afterwards). Posts signed `message` events that each carry a small video, at
-rising concurrency, and prints p50/p99 of
+rising concurrency (after a round of events sent one at a time), and prints p50/p99 of
   * answer: time until the HTTP answer (what Slack measures), and
   * queued: time until the thread reply says "queued" (download + accept, in the background).
 
@@ -79,7 +79,7 @@ async def one_round(
         if time.monotonic() > deadline:
             return
         file = fake.host_file(VIDEO, f"bench-{i}.mp4")
-        event = message_event(channel="C0BENCH", files=[file])
+        event = message_event(channel="C0BENCH", user=f"U{i:08d}", files=[file])
         body = dumps(event_envelope(event))
         async with gate:
             headers = signed_headers(body, "application/json")
@@ -111,6 +111,26 @@ async def wait_for_queued(
                 seen[thread] = now - posted[thread]
         await asyncio.sleep(0.01)
     return list(seen.values())
+
+
+async def isolated_round(
+    session: aiohttp.ClientSession, url: str, fake: FakeSlack, count: int
+) -> tuple[list[float], list[float]]:
+    """One event at a time, each waited for until "queued": the uncontended user experience."""
+    answers: list[float] = []
+    queued: list[float] = []
+    for i in range(count):
+        file = fake.host_file(VIDEO, f"alone-{i}.mp4")
+        event = message_event(channel="C0ALONE", user=f"UALONE{i:04d}", files=[file])
+        body = dumps(event_envelope(event))
+        started = time.perf_counter()
+        async with session.post(
+            url, data=body, headers=signed_headers(body, "application/json")
+        ) as resp:
+            await resp.read()
+        answers.append(time.perf_counter() - started)
+        queued += await wait_for_queued(fake, {event["ts"]: started}, time.monotonic() + 30)
+    return answers, queued
 
 
 def line(name: str, values: list[float]) -> str:
@@ -152,12 +172,19 @@ async def main(args: argparse.Namespace) -> int:
                 # first request pays auth.test once; not counted
                 warm = dumps(event_envelope(message_event(text="warm-up")))
                 await session.post(url, data=warm, headers=signed_headers(warm, "application/json"))
+                answers, queued = await isolated_round(session, url, fake, args.isolated)
+                print(f"one at a time: {len(answers)} events")
+                print("  " + line("answer", answers))
+                print("  " + line("queued", queued))
                 for concurrency in args.concurrency:
                     answers, queued, errors = await one_round(
                         session, url, fake, args.events, concurrency, deadline
                     )
                     await app[SLACK_BOT_KEY].background.drain(timeout=60)
-                    print(f"concurrency {concurrency:>3}: {len(answers)} answered, {errors} errors")
+                    print(
+                        f"concurrency {concurrency:>3}: {len(answers)} answered, {errors} errors, "
+                        f"{len(queued)} queued"
+                    )
                     print("  " + line("answer", answers))
                     print("  " + line("queued", queued))
                     if time.monotonic() > deadline:
@@ -190,9 +217,13 @@ def parse_args() -> argparse.Namespace:
         default=[1, 8, 32],
         help="comma-separated concurrency levels",
     )
+    parser.add_argument(
+        "--isolated", type=int, default=30, help="events sent one at a time first (max 200)"
+    )
     parser.add_argument("--max-seconds", type=float, default=90, help="time budget of all rounds")
     args = parser.parse_args()
     args.events = max(1, min(args.events, 2000))
+    args.isolated = max(0, min(args.isolated, 200))
     return args
 
 
