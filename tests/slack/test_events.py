@@ -281,7 +281,7 @@ async def test_slack_gets_its_answer_at_once_while_a_slow_download_goes_on(
     await slack_app.post_event(event_envelope(message_event(text="warm-up")))  # auth.test
     status, _, elapsed = await slack_app.post_event(event_envelope(event))
     assert status == 200
-    assert elapsed < 0.5
+    assert elapsed < 1.0  # Slack gives up at 3 s; the download alone takes ~1.6 s
     assert await all_jobs(slack_deps) == []  # still downloading
     await slack_app.settle()
     [job] = await all_jobs(slack_deps)
