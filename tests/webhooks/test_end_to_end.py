@@ -46,6 +46,9 @@ class Loopback:
     async def clip(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self.video, headers={"Content-Type": "video/mp4"})
 
+    async def moved(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/iam/")
+
     def url(self, path: str) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.port}{path}"
@@ -58,6 +61,7 @@ async def loopback(tmp_path: Path) -> Any:
     app = web.Application()
     app.router.add_post("/hook", box.hook)
     app.router.add_get("/videos/input.mp4", box.clip)
+    app.router.add_get("/videos/moved.mp4", box.moved)
     box.server = TestServer(app, host="127.0.0.1")
     await box.server.start_server()
     yield box
@@ -152,3 +156,42 @@ async def test_clip_sent_by_url_is_downloaded_cleaned_and_called_back(
         cleaned = tmp_path / "from-url.mp4"
         cleaned.write_bytes(await got.read())
     assert count_frames(cleaned) == count_frames(loopback.video)
+
+
+async def test_cancelled_job_is_never_run_and_its_callback_says_cancelled(
+    start_api: ApiFactory, loopback: Loopback
+) -> None:
+    api = await start_api()  # the stand-in engine fails the test if anything runs it
+    status, created = await api.post_json(
+        {"video_url": loopback.url("/videos/input.mp4"), "callback_url": loopback.url("/hook")}
+    )
+    assert status == 202
+    cancelled = await api.client.delete(f"/v1/jobs/{created['id']}", headers=api.bearer())
+    assert cancelled.status == 200
+
+    await run_worker_until_idle(api.deps)
+
+    job = await api.deps.store.get(created["id"])
+    assert job is not None and job.status == JobState.CANCELLED and job.attempts == 0
+    ((headers, body),) = loopback.callbacks
+    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == f"{job.id}.cancelled"
+    assert json.loads(body)["type"] == "job.cancelled"
+
+
+async def test_video_url_redirecting_to_cloud_metadata_fails_the_job_without_fetching_it(
+    start_api: ApiFactory, loopback: Loopback
+) -> None:
+    api = await start_api()  # loopback allowed (the test server), metadata never
+    status, created = await api.post_json(
+        {"video_url": loopback.url("/videos/moved.mp4"), "callback_url": loopback.url("/hook")}
+    )
+    assert status == 202
+
+    await run_worker_until_idle(api.deps)
+
+    job = await api.deps.store.get(created["id"])
+    assert job is not None and job.status == JobState.FAILED
+    assert job.attempts == 1 and "link-local" in (job.error_message or "")
+    ((_, body),) = loopback.callbacks
+    event = json.loads(body)
+    assert event["type"] == "job.failed" and event["data"]["error"] == job.error_message
