@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack import messages
+from bots.slack import messages, upload
 from bots.slack.client import (
     api_error,
     close_pooled_session,
@@ -127,17 +127,27 @@ class SlackNotifier:
             if path.stat().st_size > limit:
                 await self._post_link(job)
                 return
-            await self._call(
-                job,
-                self.client.files_upload_v2(
-                    channel=job.reply_to["channel"],
-                    thread_ts=job.reply_to.get("thread_ts"),
-                    file=str(path),
-                    filename=path.name,
-                    title=path.name,
-                    initial_comment=messages.done(job),
-                ),
+            await self._call(job, self._upload(job, path))
+
+    def _upload(self, job: Job, path: Path) -> Awaitable[Any]:
+        channel, thread_ts = job.reply_to["channel"], job.reply_to.get("thread_ts")
+        if path.stat().st_size > upload.STREAM_UPLOAD_OVER_BYTES:
+            return upload.upload_streamed(
+                self.client,
+                path,
+                channel=channel,
+                thread_ts=thread_ts,
+                title=path.name,
+                initial_comment=messages.done(job),
             )
+        return self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            file=str(path),
+            filename=path.name,
+            title=path.name,
+            initial_comment=messages.done(job),
+        )
 
     async def _post_link(self, job: Job) -> None:
         assert job.output_key is not None

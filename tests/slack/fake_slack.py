@@ -90,6 +90,8 @@ class FakeSlack:
         self.files_read_scope = True
         #: statuses the next downloads answer with before serving the file (e.g. [503, 503])
         self.download_failures: list[int] = []
+        #: statuses the next POSTs to upload URLs answer with
+        self.upload_failures: list[int] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.root = ""
@@ -346,6 +348,8 @@ class FakeSlack:
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
+        if self.upload_failures:
+            return web.Response(status=self.upload_failures.pop(0), text="upload failed")
         pending = self._pending_uploads.get(file_id)
         if pending is None:
             return web.Response(status=404, text="unknown upload")

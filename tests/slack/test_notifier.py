@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bots.slack import upload
 from bots.slack.notifier import SlackNotifier, build_notifier
 from core.deps import Deps
 from core.errors import DeliveryError
@@ -233,3 +234,35 @@ async def test_no_secret_appears_in_what_the_notifier_logs(
         await notifier_for(slack_deps).deliver(job)
     assert fake_slack.token not in caplog.text
     assert fake_slack.token not in str(raised.value)
+
+
+async def test_a_large_result_is_streamed_to_slack_by_the_same_three_calls(
+    slack_deps: Deps, fake_slack: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upload, "STREAM_UPLOAD_OVER_BYTES", 1000)
+    content = bytes(range(256)) * 40  # 10 KB: "large" for this test
+    ts = await status_message(fake_slack)
+    job = completed(await stored_output(slack_deps, make_job(ts), tmp_path, content))
+    await notifier_for(slack_deps).deliver(job)
+    [shared] = fake_slack.uploads_in(CHANNEL, THREAD)
+    assert shared.content == content
+    assert shared.filename == "promo_clip-clean.mp4"
+    assert shared.initial_comment and "Removed a watermark" in shared.initial_comment
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_an_upload_refused_by_the_upload_url_is_retried_later(
+    slack_deps: Deps,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    streamed: bool,
+) -> None:
+    if streamed:
+        monkeypatch.setattr(upload, "STREAM_UPLOAD_OVER_BYTES", 0)
+    ts = await status_message(fake_slack)
+    job = completed(await stored_output(slack_deps, make_job(ts), tmp_path, b"video"))
+    fake_slack.upload_failures = [500]
+    with pytest.raises(DeliveryError):
+        await notifier_for(slack_deps).deliver(job)
+    assert fake_slack.uploads == []
