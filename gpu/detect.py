@@ -38,9 +38,9 @@ WORK_WIDTH = 480  # detection runs at about this width, boxes are refined at ful
 SEGMENT_SAMPLES = 10  # samples per time segment when looking for moving marks
 EDGE_THRESHOLD = 6.0  # gradient of the temporal mean (Y levels / px) that counts as an edge
 COHERENCE = 0.6  # |∇ mean| / mean |∇| above which an edge is persistent
-MOTION_STD = 3.0  # temporal std (Y levels) above which the picture "changes" at a pixel
+MOTION_STD = 2.0  # temporal std (Y levels) above which the picture "changes" at a pixel
 MIN_CORR = 0.65  # changes inside must follow the surroundings' at least this well
-MIN_MOVING_SHARE = 0.3  # share of the mark's pixels whose background must change
+MIN_MOVING_SHARE = 0.2  # share of the mark's pixels whose background must change
 MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
 NCC_PRESENT = 0.5  # a sample shows a moving mark when its gradient matches the template this well
@@ -93,7 +93,6 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
         return []
     small, factor = _downscale(ys)
     grads = gradient_magnitude(small)
-    whole_edges, _ = persistent_edges(small, grads)
     every = _candidates(small, grads, (0, t), search, factor, ys, keep_all=True)
     found = [d for d in every if d.score >= 1.0]
     if search is not None and not found and every:
@@ -102,10 +101,8 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
     segments = _segments(t)
     if len(segments) > 1:
         tracks: list[Detection] = []
-        exclude = cv2.dilate(whole_edges.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         for lo, hi in segments:
-            for det in _candidates(small[lo:hi], grads[lo:hi], (lo, hi), search, factor, ys[lo:hi],
-                                   exclude=exclude):
+            for det in _candidates(small[lo:hi], grads[lo:hi], (lo, hi), search, factor, ys[lo:hi]):
                 if det.score < 1.0 or any(_overlap(det.box, d.box) > 0.3 for d in found):
                     continue
                 same = next((tr for tr in tracks if _overlap(tr.box, det.box) > 0.5), None)

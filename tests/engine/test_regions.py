@@ -1,0 +1,50 @@
+"""The region option: parsing (pure) and placing it in a frame."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import BadRegion
+from gpu.regions import Box, parse_region, region_box
+
+
+@pytest.mark.parametrize("text", [None, "", "auto", " AUTO "])
+def test_auto_and_empty_mean_detection(text: str | None) -> None:
+    assert parse_region(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("10,20,30,40", "10,20,30,40"), (" 1 , 2 , 3 , 4 ", "1,2,3,4"), ("Bottom-Right", "bottom-right"),
+     ("top_left", "top-left")],
+)
+def test_boxes_and_corners_are_normalised(text: str, expected: str) -> None:
+    assert parse_region(text) == expected
+
+
+@pytest.mark.parametrize("text", ["middle", "1,2,3", "1,2,3,4,5", "-1,2,3,4", "a,b,c,d", "10,10,0,5", "1.5,2,3,4"])
+def test_unreadable_regions_raise_bad_region_with_help(text: str) -> None:
+    with pytest.raises(BadRegion) as info:
+        parse_region(text)
+    assert "region" in str(info.value)
+
+
+def test_regions_module_imports_no_numeric_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, gpu.regions; print(sorted(m for m in ('numpy','torch','cv2') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_corner_names_the_search_area_in_that_corner() -> None:
+    box = region_box("bottom-right", 1000, 500)
+    assert box.x + box.w == 1000 and box.y + box.h == 500
+    assert box.w == 400 and box.h == 150
+
+
+def test_box_is_clipped_to_the_frame_and_outside_boxes_refused() -> None:
+    assert region_box("90,40,50,50", 100, 60) == Box(90, 40, 10, 20)
+    with pytest.raises(BadRegion):
+        region_box("100,10,5,5", 100, 60)

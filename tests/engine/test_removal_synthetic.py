@@ -1,0 +1,119 @@
+"""Detection, matting, inversion and inpainting on frames with a mark stamped in (truth known)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gpu.detect import detect_marks
+from gpu.fill import push_pull
+from gpu.matting import estimate_matte
+from gpu.plan import expand_box
+from gpu.regions import Box
+from gpu.removal import Matte, PreparedMatte
+from tests.engine.synth import blend, coverage, panning_frames, psnr, static_frames, text_mark
+
+H, W, T = 144, 256, 40
+
+
+def _remove_with_truth_box(frames: np.ndarray, stamp_alpha: np.ndarray, box: tuple[int, int, int, int]):
+    """Estimate the matte inside the (grown) true box and remove it; return (output, clean-crop slice)."""
+    x, y, w, h = box
+    crop = expand_box(Box(x, y, w, h), 8, W, H)
+    sl = (slice(crop.y, crop.y + crop.h), slice(crop.x, crop.x + crop.w))
+    marked = stamp_alpha[sl] > 0.01
+    support = torch.nn.functional.max_pool2d(torch.from_numpy(marked).float()[None, None], 5, 1, 2)[0, 0] > 0
+    ys = frames[:, sl[0], sl[1]]
+    uv = np.full((len(ys), crop.h // 2, crop.w // 2), 128, np.uint8)
+    est = estimate_matte(ys, uv, uv, support.numpy())
+    matte = Matte(box=crop, alpha_y=est.alpha_y, a_y=est.a_y, alpha_c=est.alpha_c, a_u=est.a_u,
+                  a_v=est.a_v, opacity=est.opacity)
+    out = ys.copy()
+    PreparedMatte(matte, torch.device("cpu"), (0.0, 255.0)).apply([out, uv.copy(), uv.copy()])
+    return out, sl, est
+
+
+@pytest.mark.parametrize("opacity", [0.5, 0.8, 1.0])
+def test_detection_box_covers_the_mark(opacity: float) -> None:
+    stamp = text_mark(H, W, opacity)
+    found = detect_marks(blend(panning_frames(T), stamp))
+    assert len(found) == 1
+    share, area = coverage(found[0].box.as_list(), stamp.alpha)
+    assert share >= 0.98 and area <= 2.0
+    assert found[0].first_sample == 0 and found[0].last_sample == T - 1
+
+
+def test_no_mark_on_a_panning_clip_is_reported_as_none() -> None:
+    assert detect_marks(np.clip(panning_frames(T), 0, 255).astype(np.uint8)) == []
+
+
+def test_static_scene_with_crisp_objects_and_motion_is_not_a_mark() -> None:
+    assert detect_marks(np.clip(static_frames(T), 0, 255).astype(np.uint8)) == []
+
+
+@pytest.mark.parametrize(("opacity", "max_err"), [(0.3, 0.12), (0.5, 0.1), (0.8, 0.06)])
+def test_alpha_estimate_is_close_to_the_truth(opacity: float, max_err: float) -> None:
+    stamp = text_mark(H, W, opacity)
+    frames = blend(panning_frames(T), stamp)
+    _out, sl, est = _remove_with_truth_box(frames, stamp.alpha, stamp.box)
+    truth = stamp.alpha[sl]
+    marked = truth > 0.05
+    assert float(np.abs(est.alpha_y - truth)[marked].mean()) < max_err
+    assert est.opacity == pytest.approx(opacity, abs=0.15)
+
+
+@pytest.mark.parametrize("opacity", [0.3, 0.5, 0.8])
+def test_inversion_recovers_the_picture_under_a_semi_transparent_mark(opacity: float) -> None:
+    clean = panning_frames(T)
+    stamp = text_mark(H, W, opacity)
+    frames = blend(clean, stamp)
+    out, sl, _ = _remove_with_truth_box(frames, stamp.alpha, stamp.box)
+    truth = np.clip(clean[:, sl[0], sl[1]] + 0.5, 0, 255).astype(np.uint8)
+    before = psnr(frames[:, sl[0], sl[1]], truth)
+    after = psnr(out, truth)
+    assert after > 38.0 and after > before + 15.0
+
+
+def test_opaque_mark_is_inpainted_without_flicker() -> None:
+    clean = panning_frames(T)
+    stamp = text_mark(H, W, 1.0)
+    out, sl, est = _remove_with_truth_box(blend(clean, stamp), stamp.alpha, stamp.box)
+    truth = np.clip(clean[:, sl[0], sl[1]] + 0.5, 0, 255).astype(np.uint8)
+    assert est.opacity > 0.9
+    assert psnr(out, truth) > 33.0
+    flicker_out = np.abs(np.diff(out.astype(np.float32), axis=0)).mean()
+    flicker_clean = np.abs(np.diff(truth.astype(np.float32), axis=0)).mean()
+    assert flicker_out <= 1.2 * flicker_clean
+
+
+def test_pixels_the_mark_never_touches_pass_through_unchanged() -> None:
+    stamp = text_mark(H, W, 0.5)
+    frames = blend(panning_frames(T), stamp)
+    out, sl, est = _remove_with_truth_box(frames, stamp.alpha, stamp.box)
+    untouched = est.alpha_y == 0
+    grown = torch.nn.functional.max_pool2d(torch.from_numpy(~untouched).float()[None, None], 5, 1, 2)[0, 0] > 0
+    far = ~grown.numpy()
+    assert far.any()
+    assert np.array_equal(out[:, far], frames[:, sl[0], sl[1]][:, far])
+
+
+def test_mark_that_jumps_between_corners_is_found_per_time_range() -> None:
+    clean = panning_frames(64)
+    first, second = text_mark(H, W, 0.8, "top-left"), text_mark(H, W, 0.8, "bottom-right")
+    frames = np.concatenate([blend(clean[:32], first), blend(clean[32:], second)])
+    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
+    assert len(found) == 2
+    for det, stamp, (lo, hi) in zip(found, (first, second), ((0, 31), (32, 63)), strict=True):
+        share, _area = coverage(det.box.as_list(), stamp.alpha)
+        assert share >= 0.98
+        assert abs(det.first_sample - lo) <= 2 and abs(det.last_sample - hi) <= 2
+
+
+def test_push_pull_fills_a_hole_smoothly_from_its_surroundings() -> None:
+    ramp = torch.linspace(0, 100, 64).repeat(32, 1)[None, None]
+    known = torch.ones(1, 1, 32, 64)
+    known[..., 10:20, 20:40] = 0
+    filled = push_pull(ramp * known, known)
+    assert torch.allclose(filled[..., known[0, 0] > 0], ramp[..., known[0, 0] > 0])
+    assert float((filled - ramp)[..., 10:20, 20:40].abs().mean()) < 6.0
