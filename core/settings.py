@@ -112,7 +112,10 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+        # HTTP events need the signing secret; Socket Mode (app token) needs no public route
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
 
     @property
     def telegram_enabled(self) -> bool:

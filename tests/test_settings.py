@@ -16,3 +16,9 @@ def test_lists_are_read_from_comma_separated_values(monkeypatch) -> None:
     settings = Settings()
     assert settings.slack_admin_user_ids == ["U1", "U2"]
     assert [key.get_secret_value() for key in settings.api_keys] == ["k1", "k2"]
+
+
+def test_slack_runs_on_socket_mode_without_a_signing_secret(monkeypatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    assert Settings().slack_enabled
