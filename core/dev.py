@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 def channels_line(settings: Settings) -> str:
     """Which intake channels this configuration turns on."""
     on = ["webhook API (POST /v1/jobs)"]
-    off = []
+    off: list[str] = []
     (on if settings.slack_enabled else off).append("Slack")
     (on if settings.telegram_enabled else off).append("Telegram")
     line = "channels on: " + ", ".join(on)
@@ -112,8 +112,10 @@ async def _wait(stop: asyncio.Event, worker_task: asyncio.Task[None]) -> None:
 
 
 async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:
-    # close() cancels running jobs (each hands itself back), then runs on_shutdown
-    await worker.close()
+    from core.worker import close_worker
+
+    # cancels running jobs (each hands itself back), then runs on_shutdown
+    await close_worker(worker)
     task.cancel()
     with contextlib.suppress(BaseException):
         await task

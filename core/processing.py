@@ -15,8 +15,9 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from core.delivery import schedule_delivery
 from core.deps import Deps
@@ -26,6 +27,8 @@ from core.ports import EngineResult
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,17 @@ async def _claim(deps: Deps, job_id: str, owner: str, policy: Policy) -> Job | N
         raise
 
 
+async def _uninterruptible(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a short store step to its end even if the worker is stopping, then re-raise."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+
+
 def _age_s(job: Job) -> float:
     started = job.started_at or job.updated_at
     return max(0.0, (started - job.created_at).total_seconds())
@@ -132,14 +146,30 @@ def _age_s(job: Job) -> float:
 async def _run_claimed(deps: Deps, job: Job, owner: str, policy: Policy) -> str:
     started = time.monotonic()
     tracker = _Tracker()
-    work = asyncio.create_task(_work(deps, job, tracker), name=f"job-{job.id}")
+    work: asyncio.Task[EngineResult] = asyncio.create_task(
+        _work(deps, job, tracker), name=f"job-{job.id}"
+    )
     try:
         lost = await _heartbeat_until_done(deps, job, owner, policy, work, tracker)
     except asyncio.CancelledError:
         await _stop(work)
-        await asyncio.shield(hand_back(deps, job, owner, tracker, time.monotonic() - started))
+        await _uninterruptible(hand_back(deps, job, owner, tracker, time.monotonic() - started))
         raise
     elapsed = time.monotonic() - started
+    return await _uninterruptible(_finish(deps, job, owner, policy, work, tracker, lost, elapsed))
+
+
+async def _finish(
+    deps: Deps,
+    job: Job,
+    owner: str,
+    policy: Policy,
+    work: asyncio.Task[EngineResult],
+    tracker: _Tracker,
+    lost: bool,
+    elapsed: float,
+) -> str:
+    """Record how the work ended: completed, failed, retrying, or dropped (lease lost)."""
     if lost:
         return await _after_lost_lease(deps, job, elapsed)
     exc = work.exception()
@@ -172,7 +202,12 @@ async def _work(deps: Deps, job: Job, tracker: _Tracker) -> EngineResult:
 
 
 async def _heartbeat_until_done(
-    deps: Deps, job: Job, owner: str, policy: Policy, work: asyncio.Task[Any], tracker: _Tracker
+    deps: Deps,
+    job: Job,
+    owner: str,
+    policy: Policy,
+    work: asyncio.Task[EngineResult],
+    tracker: _Tracker,
 ) -> bool:
     """Renew the lease until the work ends; True (work stopped) when the lease is gone."""
     notifying: asyncio.Task[None] | None = None

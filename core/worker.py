@@ -141,7 +141,7 @@ def worker_settings(settings: Settings, *, policy: Policy | None = None) -> dict
     run_timeout = settings.engine_timeout_s + 3600  # our own timeouts fire first
     return {
         "functions": [
-            func(run_job, name=RUN_FUNCTION, timeout=run_timeout, max_tries=1000, keep_result=0),
+            func(run_job, name=RUN_FUNCTION, timeout=run_timeout, max_tries=10**6, keep_result=0),
             func(deliver_result, name=DELIVER_FUNCTION, timeout=900, max_tries=5, keep_result=0),
         ],
         "cron_jobs": [
@@ -186,6 +186,22 @@ def build_worker(
     return Worker(redis_settings=redis_settings(url), **options)
 
 
+async def close_worker(worker: Worker) -> None:
+    """Stop a worker: cancel its running jobs (they hand themselves back), wait, shut down.
+
+    arq's own `close()` gathers the job tasks without `return_exceptions`, so a task
+    cancelled before it began re-raises CancelledError there and skips on_shutdown; here
+    the tasks are awaited first and forgotten, then arq closes the rest.
+    """
+    for task in worker.tasks.values():
+        # one cancel only: a second one would cut short a job that is handing itself back
+        if not task.done() and not task.cancelling():
+            task.cancel()
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    worker.tasks.clear()
+    await worker.close()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `blanklogo worker`."""
     parser.add_argument(
@@ -214,4 +230,4 @@ async def _serve(settings: Settings, *, burst: bool) -> None:
     except asyncio.CancelledError:
         pass  # SIGTERM / SIGINT: arq cancelled the running jobs, which handed themselves back
     finally:
-        await worker.close()
+        await close_worker(worker)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from core.deps import Deps, build
 from core.jobs import NewJob, Source
 from core.processing import Policy
 from core.settings import Settings
-from core.worker import build_worker
+from core.worker import build_worker, close_worker
 from tests.pipeline.fakes import CountingNotifier, ScriptedEngine
 
 #: short lease and retry waits so whole job lives fit in a test
@@ -77,8 +76,7 @@ async def run_worker(deps: Deps, policy: Policy = FAST, **options: Any) -> Any:
     try:
         await worker.async_run()
     finally:
-        with contextlib.suppress(Exception):
-            await worker.close()
+        await close_worker(worker)
     return worker
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.engines import LocalEngine
-from core.errors import EngineError, EngineTimeout, NotAVideo
+from core.errors import EngineError, EngineTimeout, NotAVideo, VideoTooLarge
 from core.jobs import Job, NewJob, Source
 from core.settings import Settings
 from core.storage import open_storage
@@ -167,3 +167,15 @@ async def test_the_real_engine_runs_in_the_child_on_a_small_clip(
     await storage.get_file(result.output_key, out)  # type: ignore[attr-defined]
     assert count_frames(out) == count_frames(small_clip)
     assert "regions" in result.report
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gpu.engine") is None, reason="gpu.engine not there yet"
+)
+async def test_the_limits_from_settings_reach_the_engine(make_settings, small_clip: Path) -> None:
+    settings = make_settings(engine_device="cpu", max_width=64)
+    storage, key = await stored_clip(settings, small_clip)
+    engine = LocalEngine(settings, storage)  # type: ignore[arg-type]
+
+    with pytest.raises(VideoTooLarge):
+        await engine.process(a_job(key), Progress())

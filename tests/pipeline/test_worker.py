@@ -17,7 +17,7 @@ from core.intake import accept
 from core.jobs import JobState
 from core.processing import Policy
 from core.upkeep import reap_expired_leases, reconcile_queue, utcnow
-from core.worker import build_worker
+from core.worker import build_worker, close_worker
 from tests.pipeline.conftest import build_deps, new_job, run_worker, store_clip
 from tests.pipeline.fakes import CountingNotifier, ScriptedEngine
 
@@ -204,7 +204,7 @@ async def test_graceful_shutdown_hands_the_job_back_at_once(
     alive = await read_worker_heartbeats(deps.redis, deps.settings)
     assert [beat["jobs_running"] for beat in alive] == [1]
 
-    await worker.close()  # what SIGTERM does: cancel the running jobs, then shut down
+    await close_worker(worker)  # what SIGTERM does: cancel the running jobs, then shut down
     running.cancel()
     assert await read_worker_heartbeats(deps.redis, deps.settings) == []
 
