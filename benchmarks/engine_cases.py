@@ -121,7 +121,7 @@ def write_clip(
         "-",
     ]
     if audio_from is not None and probe_video(audio_from).has_audio:
-        cmd += ["-i", str(audio_from), "-map", "0:v", "-map", "1:a:0", "-c:a", "aac", "-shortest"]
+        cmd += ["-i", str(audio_from), "-map", "0:v", "-map", "1:a:0", "-c:a", "copy", "-shortest"]
     if lossless:
         cmd += ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast"]
     else:

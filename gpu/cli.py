@@ -20,16 +20,24 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `blanklogo remove`."""
     parser.add_argument("input", type=Path, help="the video with a watermark")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the cleaned MP4")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="where to write the cleaned MP4"
+    )
     parser.add_argument(
         "--region",
         default="auto",
         help="auto (default), a box x,y,w,h in pixels, or top-left|top-right|bottom-left|bottom-right",
     )
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device")
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device"
+    )
     parser.add_argument("--report", type=Path, help="also write the engine's report as JSON here")
-    parser.add_argument("--max-duration", type=float, default=None, help="refuse videos longer than this (s)")
-    parser.add_argument("--max-size", type=int, default=None, help="refuse videos with a side longer than this")
+    parser.add_argument(
+        "--max-duration", type=float, default=None, help="refuse videos longer than this (s)"
+    )
+    parser.add_argument(
+        "--max-size", type=int, default=None, help="refuse videos with a side longer than this"
+    )
 
 
 class _Bar:
@@ -89,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     bar = _Bar(sys.stderr.isatty())
     started = time.monotonic()
     try:
-        report = process(args.input, output, {"region": args.region}, bar, device=args.device, limits=limits)
+        report = process(
+            args.input, output, {"region": args.region}, bar, device=args.device, limits=limits
+        )
     except InputError as exc:
         bar.end()
         print(f"blanklogo remove: {args.input}: {exc}", file=sys.stderr)

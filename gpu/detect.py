@@ -150,7 +150,11 @@ def _normalise_gain(frames: np.ndarray) -> np.ndarray:
 def _grow(marks: list[Detection], others: list[Detection], gap: int) -> list[Detection]:
     """Join parts of one logo: persistent pieces next to a mark whose background never
     contradicted a blend (static under it, or changes shrunk) join it, and touching marks merge."""
-    pending = [o for o in others if o.features.get("moving", 0.0) < MIN_MOVING_SHARE or o.features.get("ratio", 1.0) <= 0.9]
+    pending = [
+        o
+        for o in others
+        if o.features.get("moving", 0.0) < MIN_MOVING_SHARE or o.features.get("ratio", 1.0) <= 0.9
+    ]
     merged: list[Detection] = []
     for mark in sorted(marks, key=lambda d: -d.box.area):
         home = next((m for m in merged if _near(m.box, mark.box, gap)), None)
@@ -171,7 +175,12 @@ def _grow(marks: list[Detection], others: list[Detection], gap: int) -> list[Det
 
 
 def _near(a: Box, b: Box, gap: int) -> bool:
-    return not (a.x > b.x + b.w + gap or b.x > a.x + a.w + gap or a.y > b.y + b.h + gap or b.y > a.y + a.h + gap)
+    return not (
+        a.x > b.x + b.w + gap
+        or b.x > a.x + a.w + gap
+        or a.y > b.y + b.h + gap
+        or b.y > a.y + a.h + gap
+    )
 
 
 def _segments(t: int) -> list[tuple[int, int]]:
@@ -296,7 +305,9 @@ def _blend_features(
     known = torch.from_numpy(~hole).float()[None, None]
     fill = push_pull(crop[:, None], known)[:, 0]
     # compare like with like: the fill is smooth, so smooth the picture before correlating
-    smooth = torch.nn.functional.avg_pool2d(crop[:, None], 5, stride=1, padding=2, count_include_pad=False)[:, 0]
+    smooth = torch.nn.functional.avg_pool2d(
+        crop[:, None], 5, stride=1, padding=2, count_include_pad=False
+    )[:, 0]
     jc = smooth - smooth.mean(0)
     fc = fill - fill.mean(0)
     s_j = jc.pow(2).mean(0).sqrt()
@@ -309,9 +320,13 @@ def _blend_features(
     if int(sel.sum()) < 4:
         return none | {"moving": moving}
     # the same after dividing out global exposure changes: does real content move under it?
-    gain = (fill.flatten(1).median(1).values + 1.0) / (fill.flatten(1).median(1).values.mean() + 1.0)
+    gain = (fill.flatten(1).median(1).values + 1.0) / (
+        fill.flatten(1).median(1).values.mean() + 1.0
+    )
     fn = fill / gain[:, None, None]
-    local = float((inside_t & ((fn - fn.mean(0)).pow(2).mean(0).sqrt() > MOTION_STD)).sum()) / n_inside
+    local = (
+        float((inside_t & ((fn - fn.mean(0)).pow(2).mean(0).sqrt() > MOTION_STD)).sum()) / n_inside
+    )
     slope = (jc * fc).mean(0) / s_f.pow(2).clamp(min=1e-3)
     mean_j = crop.mean(0)
     offset = (mean_j - slope * fill.mean(0)) / mean_j.clamp(min=1.0)

@@ -43,7 +43,10 @@ class Limits:
 def check_limits(info: VideoInfo, limits: Limits) -> None:
     """Raise VideoTooLarge when the video is bigger or longer than the limits allow."""
     long_side, short_side = max(info.width, info.height), min(info.width, info.height)
-    max_long, max_short = max(limits.max_width, limits.max_height), min(limits.max_width, limits.max_height)
+    max_long, max_short = (
+        max(limits.max_width, limits.max_height),
+        min(limits.max_width, limits.max_height),
+    )
     if long_side > max_long or short_side > max_short:
         raise VideoTooLarge(
             f"the video is {info.width}x{info.height}; the largest accepted is "
@@ -54,7 +57,9 @@ def check_limits(info: VideoInfo, limits: Limits) -> None:
             f"the video lasts {info.duration_s:.0f} s; the longest accepted is {limits.max_duration_s:.0f} s"
         )
     if info.fps > 0 and info.frames > limits.max_duration_s * max(info.fps, 1) * 1.05 + 10:
-        raise VideoTooLarge("the video declares more frames than the longest accepted duration holds")
+        raise VideoTooLarge(
+            "the video declares more frames than the longest accepted duration holds"
+        )
 
 
 def process(
@@ -127,9 +132,16 @@ def process(
     frames = 0
     work_s = 0.0
     try:
-        with FrameReader(input_path) as reader, FrameWriter(
-            temp, reader.format, info, audio_from=input_path if info.has_audio else None, encoder=encoder
-        ) as writer:
+        with (
+            FrameReader(input_path) as reader,
+            FrameWriter(
+                temp,
+                reader.format,
+                info,
+                audio_from=input_path if info.has_audio else None,
+                encoder=encoder,
+            ) as writer,
+        ):
             if (reader.format.width, reader.format.height) != (fmt.width, fmt.height):
                 raise EngineError("the decoder changed the picture size between passes")
             for chunk in reader.batches(batch):
@@ -181,10 +193,15 @@ def process(
     if (fmt.width, fmt.height) != (info.width, info.height):
         report["note"] = "odd picture size: the last row/column was dropped for H.264 4:2:0"
     if audio_mode == "aac":
-        report["note_audio"] = f"audio codec {','.join(info.audio_codecs)} cannot go into MP4; re-encoded to AAC"
+        report["note_audio"] = (
+            f"audio codec {','.join(info.audio_codecs)} cannot go into MP4; re-encoded to AAC"
+        )
     log.info(
         "removed %d mark(s) from %d frames in %.1fs (%s)",
-        len(mattes), frames, timings["total_s"], torch_device.type,
+        len(mattes),
+        frames,
+        timings["total_s"],
+        torch_device.type,
     )
     return report
 
@@ -199,8 +216,12 @@ def _remove(chunk: np.ndarray, first: int, fmt: Any, prepared: list[Any]) -> Non
         b = pm.matte.box
         crops = [
             np.ascontiguousarray(y[lo:hi, b.y : b.y + b.h, b.x : b.x + b.w]),
-            np.ascontiguousarray(u[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]),
-            np.ascontiguousarray(v[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]),
+            np.ascontiguousarray(
+                u[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]
+            ),
+            np.ascontiguousarray(
+                v[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]
+            ),
         ]
         pm.apply(crops)
         y[lo:hi, b.y : b.y + b.h, b.x : b.x + b.w] = crops[0]

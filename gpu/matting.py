@@ -98,10 +98,12 @@ def estimate_matte(
     shift = [(j - f).median(0).values for j, f in zip(js, fs, strict=True)]
     f_med = [f.median(0).values for f in fs]
     white, black = (255.0, 0.0) if full_range else (235.0, 16.0)
-    w_y = torch.where(shift[0] >= 0, torch.full_like(shift[0], white), torch.full_like(shift[0], black))
+    w_y = torch.where(
+        shift[0] >= 0, torch.full_like(shift[0], white), torch.full_like(shift[0], black)
+    )
     targets = [w_y, torch.full_like(w_y, 128.0), torch.full_like(w_y, 128.0)]
-    num = sum(d * (t - fm) for d, t, fm in zip(shift, targets, f_med, strict=True))
-    den = sum((t - fm) ** 2 for t, fm in zip(targets, f_med, strict=True))
+    num = torch.stack([d * (t - fm) for d, t, fm in zip(shift, targets, f_med, strict=True)]).sum(0)
+    den = torch.stack([(t - fm) ** 2 for t, fm in zip(targets, f_med, strict=True)]).sum(0)
     alpha_s = (num / den.clamp(min=1.0)).clamp(0, 1)
 
     alpha = confidence * alpha_t + (1 - confidence) * alpha_s

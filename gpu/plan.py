@@ -46,7 +46,9 @@ def plan_marks(
     fps = fmt.fps or info.fps or 1.0
     if explicit is not None:
         mask = np.ones((explicit.h, explicit.w), dtype=bool)
-        detections = [Detection(box=explicit, mask=mask, first_sample=0, last_sample=len(ys) - 1, score=1.0)]
+        detections = [
+            Detection(box=explicit, mask=mask, first_sample=0, last_sample=len(ys) - 1, score=1.0)
+        ]
     else:
         detections = detect_marks(ys, search=search)
     mattes: list[Matte] = []
@@ -61,10 +63,17 @@ def plan_marks(
             support[oy : oy + det.box.h, ox : ox + det.box.w] = True
         sl = slice(det.first_sample, det.last_sample + 1)
         cy, cx = slice(crop.y, crop.y + crop.h), slice(crop.x, crop.x + crop.w)
-        cyc, cxc = slice(crop.y // 2, (crop.y + crop.h) // 2), slice(crop.x // 2, (crop.x + crop.w) // 2)
+        cyc, cxc = (
+            slice(crop.y // 2, (crop.y + crop.h) // 2),
+            slice(crop.x // 2, (crop.x + crop.w) // 2),
+        )
         est = estimate_matte(
-            ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc], support,
-            full_range=fmt.full_range, device=device,
+            ys[sl, cy, cx],
+            us[sl, cyc, cxc],
+            vs[sl, cyc, cxc],
+            support,
+            full_range=fmt.full_range,
+            device=device,
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
@@ -74,7 +83,11 @@ def plan_marks(
             alpha_c = alpha_y[::2, ::2].copy()
             method = "inpaint"
         start = 0 if det.first_sample == 0 else _boundary(samples.indices, det.first_sample)
-        end = None if det.last_sample >= total - 1 else _boundary(samples.indices, det.last_sample + 1)
+        end = (
+            None
+            if det.last_sample >= total - 1
+            else _boundary(samples.indices, det.last_sample + 1)
+        )
         mattes.append(
             Matte(
                 box=crop,
@@ -91,7 +104,14 @@ def plan_marks(
                 method=method,
             )
         )
-        log.info("mark at %s opacity %.2f frames %s-%s (%s)", crop.as_list(), est.opacity, start, end, method)
+        log.info(
+            "mark at %s opacity %.2f frames %s-%s (%s)",
+            crop.as_list(),
+            est.opacity,
+            start,
+            end,
+            method,
+        )
     return mattes
 
 

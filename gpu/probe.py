@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 30
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_STREAM = re.compile(r"^\s*Stream #\d+:\d+(?:\[\w+\])?(?:\(\w+\))?: (Video|Audio|Subtitle|Data): (.*)$")
+_STREAM = re.compile(
+    r"^\s*Stream #\d+:\d+(?:\[\w+\])?(?:\(\w+\))?: (Video|Audio|Subtitle|Data): (.*)$"
+)
 _SIZE = re.compile(r"(?<![\w.])(\d{1,6})x(\d{1,6})(?![\w.])")
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
@@ -73,7 +75,9 @@ def parse_banner(text: str) -> VideoInfo:
     """Turn the text `ffmpeg -i FILE` prints into a VideoInfo; raise NotAVideo."""
     lowered = text.lower()
     if "invalid data found" in lowered or "moov atom not found" in lowered:
-        raise NotAVideo("this file is not a video ffmpeg can read (truncated, corrupt or another kind of file)")
+        raise NotAVideo(
+            "this file is not a video ffmpeg can read (truncated, corrupt or another kind of file)"
+        )
     if "input #0" not in lowered:
         raise NotAVideo("this file is not a video ffmpeg can read")
     video: str | None = None
@@ -145,7 +149,15 @@ def _parse_fps(video: str) -> float:
 
 _RANGE_WORDS = {"tv": "tv", "pc": "pc"}
 _KNOWN_SPACES = {
-    "bt709", "smpte170m", "bt470bg", "bt2020nc", "bt2020c", "smpte240m", "fcc", "gbr", "ycgco",
+    "bt709",
+    "smpte170m",
+    "bt470bg",
+    "bt2020nc",
+    "bt2020c",
+    "smpte240m",
+    "fcc",
+    "gbr",
+    "ycgco",
 }
 
 
@@ -154,7 +166,9 @@ def _parse_pix_fmt(video: str, codec: str) -> tuple[str, dict[str, str]]:
     parts = [p.strip() for p in re.split(r",(?![^()]*\))", video)]
     for part in parts[1:]:
         match = re.match(r"^([a-z0-9_]+)(?:\((.*)\))?$", part)
-        if not match or not re.match(r"^(yuv|yuvj|gray|rgb|bgr|gbr|nv|p0|pal|argb|rgba|bgra|abgr|x)", match.group(1)):
+        if not match or not re.match(
+            r"^(yuv|yuvj|gray|rgb|bgr|gbr|nv|p0|pal|argb|rgba|bgra|abgr|x)", match.group(1)
+        ):
             continue
         pix_fmt = match.group(1)
         color: dict[str, str] = {}

@@ -48,7 +48,9 @@ class Matte:
 class PreparedMatte:
     """A matte moved to the torch device once, with its fill masks and seam weights."""
 
-    def __init__(self, matte: Matte, device: torch.device, value_range: tuple[float, float]) -> None:
+    def __init__(
+        self, matte: Matte, device: torch.device, value_range: tuple[float, float]
+    ) -> None:
         self.matte = matte
         self.device = device
         self.lo, self.hi = value_range

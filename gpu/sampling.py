@@ -30,7 +30,9 @@ class Samples:
         return self.fmt.planes(self.frames)
 
 
-def sample_frames(path: str | os.PathLike[str], info: VideoInfo, max_samples: int = MAX_SAMPLES) -> Samples:
+def sample_frames(
+    path: str | os.PathLike[str], info: VideoInfo, max_samples: int = MAX_SAMPLES
+) -> Samples:
     """Decode about `max_samples` evenly spaced frames of the clip."""
     frame_bytes = info.width * info.height * 3 // 2
     cap = max(8, min(max_samples, MAX_SAMPLE_BYTES // max(frame_bytes, 1)))

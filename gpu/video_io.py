@@ -144,7 +144,7 @@ class FrameReader:
         assert self._stdout is not None
         got = 0
         while got < len(view):
-            n = self._stdout.readinto(view[got:])
+            n = self._stdout.readinto(view[got:])  # type: ignore[attr-defined]
             if not n:
                 break
             got += n
@@ -194,7 +194,9 @@ class FrameReader:
         rc = self.proc.wait(timeout=30)
         errors = self._stderr.text()
         if rc != 0 or rest:
-            raise NotAVideo("the video could not be decoded to the end (truncated or corrupt)" + _last(errors))
+            raise NotAVideo(
+                "the video could not be decoded to the end (truncated or corrupt)" + _last(errors)
+            )
         if _looks_truncated(errors):
             raise NotAVideo("the video file is truncated or corrupt" + _last(errors))
 
@@ -293,7 +295,7 @@ class FrameWriter:
         """Append a (n, frame_bytes) uint8 batch."""
         for frame in frames:
             self._write(b"FRAME\n")
-            self._write(memoryview(np.ascontiguousarray(frame)))
+            self._write(np.ascontiguousarray(frame).data)
         self.frames_written += frames.shape[0]
 
     def finish(self) -> None:
@@ -332,11 +334,35 @@ def color_args(info: VideoInfo, full_range: bool) -> list[str]:
 
 
 def plain_reencode_command(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str], info: VideoInfo, encoder: EncoderSettings
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    info: VideoInfo,
+    encoder: EncoderSettings,
 ) -> list[str]:
     """The plain ffmpeg re-encode with our encoder settings (the speed and quality floor)."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(src), "-map", "0:v:0", "-map", "0:a?"]
-    cmd += ["-c:v", "libx264", "-preset", encoder.preset, "-crf", str(encoder.crf), "-pix_fmt", "yuv420p"]
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(src),
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a?",
+    ]
+    cmd += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        encoder.preset,
+        "-crf",
+        str(encoder.crf),
+        "-pix_fmt",
+        "yuv420p",
+    ]
     cmd += ["-c:a", "copy", "-movflags", "+faststart", "-f", "mp4", str(dst)]
     return cmd
 

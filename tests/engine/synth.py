@@ -26,7 +26,12 @@ def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
 def panning_frames(count: int, height: int = 144, width: int = 256, seed: int = 0) -> np.ndarray:
     """`count` frames (T,H,W) float32 of a camera panning over a textured scene."""
     scene = texture(height, width, seed)
-    return np.stack([scene[2 * t % 150 : 2 * t % 150 + height, 3 * t % 190 : 3 * t % 190 + width] for t in range(count)])
+    return np.stack(
+        [
+            scene[2 * t % 150 : 2 * t % 150 + height, 3 * t % 190 : 3 * t % 190 + width]
+            for t in range(count)
+        ]
+    )
 
 
 def static_frames(count: int, height: int = 144, width: int = 256, seed: int = 1) -> np.ndarray:
@@ -37,13 +42,23 @@ def static_frames(count: int, height: int = 144, width: int = 256, seed: int = 1
     sign = np.zeros((height, width), np.uint8)
     cv2.putText(sign, "EXIT", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 2, cv2.LINE_AA)
     scene = np.where(sign > 0, 20.0, scene).astype(np.float32)
-    out = np.stack([scene + rng.normal(0, 1.5, scene.shape).astype(np.float32) for _ in range(count)])
-    out[:, 50:90, 100:150] += np.linspace(-30, 30, count, dtype=np.float32)[:, None, None]  # someone moves
+    out = np.stack(
+        [scene + rng.normal(0, 1.5, scene.shape).astype(np.float32) for _ in range(count)]
+    )
+    out[:, 50:90, 100:150] += np.linspace(-30, 30, count, dtype=np.float32)[
+        :, None, None
+    ]  # someone moves
     return out
 
 
-def text_mark(height: int, width: int, opacity: float, corner: str = "bottom-right", text: str = "LOGO",
-              colour: float = 235.0) -> Stamp:
+def text_mark(
+    height: int,
+    width: int,
+    opacity: float,
+    corner: str = "bottom-right",
+    text: str = "LOGO",
+    colour: float = 235.0,
+) -> Stamp:
     """An anti-aliased text mark of the given opacity placed near a corner."""
     canvas = np.zeros((height, width), np.uint8)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 0.9, 2)

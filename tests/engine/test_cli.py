@@ -16,37 +16,74 @@ from tests.media import count_frames, make_clip
 def _audio_packets(path: Path) -> list[str]:
     """md5 of every audio packet, copied without decoding."""
     out = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a", "-c", "copy", "-f", "framemd5", "-"],
-        capture_output=True, text=True, check=True,
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a",
+            "-c",
+            "copy",
+            "-f",
+            "framemd5",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    return [line.split(",")[-1].strip() for line in out.splitlines() if line and not line.startswith("#")]
+    return [
+        line.split(",")[-1].strip()
+        for line in out.splitlines()
+        if line and not line.startswith("#")
+    ]
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".part"))
+    return sorted(
+        p.name for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".part")
+    )
 
 
-def test_remove_keeps_format_frames_and_audio_bit_exact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_remove_keeps_format_frames_and_audio_bit_exact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = make_clip(tmp_path / "in.mp4", seconds=2, size="160x120", fps=10)
     out = tmp_path / "out.mp4"
     report = tmp_path / "report.json"
-    code = main(["remove", str(src), "-o", str(out), "--region", "100,80,40,30", "--report", str(report)])
+    code = main(
+        ["remove", str(src), "-o", str(out), "--region", "100,80,40,30", "--report", str(report)]
+    )
     assert code == 0
     info = probe_video(out)
-    assert (info.video_codec, info.pix_fmt, info.width, info.height, info.fps) == ("h264", "yuv420p", 160, 120, 10.0)
+    assert (info.video_codec, info.pix_fmt, info.width, info.height, info.fps) == (
+        "h264",
+        "yuv420p",
+        160,
+        120,
+        10.0,
+    )
     assert count_frames(out) == count_frames(src) == 20
     assert _audio_packets(out) == _audio_packets(src) and _audio_packets(src)
     data = out.read_bytes()
     assert data.find(b"moov") < data.find(b"mdat")  # +faststart: playable while it downloads
     facts = json.loads(report.read_text())
-    assert facts["frames"] == 20 and facts["audio"] == "copy" and facts["regions"][0]["box"][0] <= 100
+    assert (
+        facts["frames"] == 20 and facts["audio"] == "copy" and facts["regions"][0]["box"][0] <= 100
+    )
     captured = capsys.readouterr()
     assert "20 frames" in captured.out and "[#" not in captured.err  # no bar when not a terminal
     assert _leftovers(tmp_path) == []
 
 
-def test_video_without_audio_and_without_mark_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src = make_clip(tmp_path / "in.mp4", seconds=1.5, size="128x96", fps=10, audio=False, source="mandelbrot")
+def test_video_without_audio_and_without_mark_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_clip(
+        tmp_path / "in.mp4", seconds=1.5, size="128x96", fps=10, audio=False, source="mandelbrot"
+    )
     out = tmp_path / "out.mp4"
     assert main(["remove", str(src), "-o", str(out)]) == 0
     info = probe_video(out)
@@ -57,8 +94,21 @@ def test_video_without_audio_and_without_mark_is_left_alone(tmp_path: Path, caps
 def test_rotation_and_odd_frame_rate_are_kept(tmp_path: Path) -> None:
     plain = make_clip(tmp_path / "plain.mp4", seconds=1, size="96x64", fps=15, audio=False)
     rotated = tmp_path / "rotated.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(plain), "-c", "copy",
-                    str(rotated)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-display_rotation",
+            "90",
+            "-i",
+            str(plain),
+            "-c",
+            "copy",
+            str(rotated),
+        ],
+        check=True,
+    )
     out = tmp_path / "out.mp4"
     assert main(["remove", str(rotated), "-o", str(out), "--region", "0,0,20,20"]) == 0
     info = probe_video(out)
@@ -69,8 +119,21 @@ def test_rotation_and_odd_frame_rate_are_kept(tmp_path: Path) -> None:
 def _truncated(tmp_path: Path) -> Path:
     src = make_clip(tmp_path / "whole.mp4", seconds=2, size="160x120")
     fast = tmp_path / "fast.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(src), "-c", "copy", "-movflags", "+faststart",
-                    str(fast)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(src),
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            str(fast),
+        ],
+        check=True,
+    )
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(fast.read_bytes()[: fast.stat().st_size * 2 // 3])
     return cut
@@ -78,7 +141,9 @@ def _truncated(tmp_path: Path) -> Path:
 
 def _no_video(tmp_path: Path) -> Path:
     path = tmp_path / "sound.m4a"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(path)], check=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(path)], check=True
+    )
     return path
 
 
@@ -86,16 +151,31 @@ def _no_video(tmp_path: Path) -> Path:
     ("make", "extra", "words"),
     [
         (lambda p: (p / "empty.mp4").write_bytes(b"") and None or p / "empty.mp4", [], "empty"),
-        (lambda p: (p / "notes.mp4").write_text("not a video " * 200) and None or p / "notes.mp4", [], "not a video"),
+        (
+            lambda p: (
+                (p / "notes.mp4").write_text("not a video " * 200) and None or p / "notes.mp4"
+            ),
+            [],
+            "not a video",
+        ),
         (_truncated, [], "truncated"),
         (_no_video, [], "no video"),
-        (lambda p: make_clip(p / "big.mp4", size="320x240", audio=False), ["--max-size", "200"], "largest"),
-        (lambda p: make_clip(p / "long.mp4", seconds=3, audio=False), ["--max-duration", "2"], "longest"),
+        (
+            lambda p: make_clip(p / "big.mp4", size="320x240", audio=False),
+            ["--max-size", "200"],
+            "largest",
+        ),
+        (
+            lambda p: make_clip(p / "long.mp4", seconds=3, audio=False),
+            ["--max-duration", "2"],
+            "longest",
+        ),
     ],
     ids=["zero-bytes", "text", "truncated", "no-video-stream", "too-large", "too-long"],
 )
-def test_bad_input_fails_clearly_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], make, extra,
-                                                    words: str) -> None:
+def test_bad_input_fails_clearly_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make, extra, words: str
+) -> None:
     src = make(tmp_path)
     out = tmp_path / "out.mp4"
     code = main(["remove", str(src), "-o", str(out), *extra])
@@ -104,7 +184,9 @@ def test_bad_input_fails_clearly_and_leaves_nothing(tmp_path: Path, capsys: pyte
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
-def test_bad_region_and_missing_folder_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_region_and_missing_folder_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = make_clip(tmp_path / "in.mp4", audio=False)
     assert main(["remove", str(src), "-o", str(tmp_path / "o.mp4"), "--region", "middle"]) == 2
     assert "region" in capsys.readouterr().err
@@ -112,7 +194,9 @@ def test_bad_region_and_missing_folder_are_refused(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_full_range_shared_clip_keeps_range_and_frame_count(shared_data: Path, tmp_path: Path) -> None:
+def test_full_range_shared_clip_keeps_range_and_frame_count(
+    shared_data: Path, tmp_path: Path
+) -> None:
     src = shared_data / "videos" / "asl-gesture-book.mkv"
     out = tmp_path / "asl.mp4"
     assert main(["remove", str(src), "-o", str(out), "--region", "560,400,60,40"]) == 0
@@ -122,8 +206,29 @@ def test_full_range_shared_clip_keeps_range_and_frame_count(shared_data: Path, t
 
 def test_audio_that_mp4_cannot_hold_is_reencoded_to_aac_and_reported(tmp_path: Path) -> None:
     src = tmp_path / "pcm.mkv"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-f", "lavfi",
-                    "-i", "sine=d=1", "-t", "1", "-c:v", "libx264", "-c:a", "pcm_s16le", str(src)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=1",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "pcm_s16le",
+            str(src),
+        ],
+        check=True,
+    )
     from gpu.engine import process
 
     report = process(src, tmp_path / "out.mp4", {"region": "0,0,16,16"})

@@ -22,14 +22,31 @@ def test_probe_reads_size_rate_duration_and_audio(tmp_path: Path) -> None:
 def test_probe_reads_display_rotation(tmp_path: Path) -> None:
     src = make_clip(tmp_path / "a.mp4", audio=False)
     rotated = tmp_path / "r.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(src), "-c", "copy",
-                    str(rotated)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-display_rotation",
+            "90",
+            "-i",
+            str(src),
+            "-c",
+            "copy",
+            str(rotated),
+        ],
+        check=True,
+    )
     assert probe_video(rotated).rotation == 90.0
 
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [(b"", "empty"), (b"hello, this is text" * 50, "not a video"), (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100, "")],
+    [
+        (b"", "empty"),
+        (b"hello, this is text" * 50, "not a video"),
+        (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100, ""),
+    ],
 )
 def test_non_videos_raise_not_a_video(tmp_path: Path, content: bytes, words: str) -> None:
     path = tmp_path / "x.mp4"
@@ -41,7 +58,9 @@ def test_non_videos_raise_not_a_video(tmp_path: Path, content: bytes, words: str
 
 def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
     audio = tmp_path / "a.m4a"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(audio)], check=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(audio)], check=True
+    )
     with pytest.raises(NotAVideo, match="no video"):
         probe_video(audio)
 
@@ -60,6 +79,11 @@ def test_banner_colour_tags_are_parsed() -> None:
 
 def test_shared_clips_probe_as_documented(shared_data: Path) -> None:
     info = probe_video(shared_data / "videos" / "asl-gesture-book.mkv")
-    assert (info.width, info.height, info.pix_fmt, info.color.get("range")) == (640, 480, "yuvj420p", "pc")
+    assert (info.width, info.height, info.pix_fmt, info.color.get("range")) == (
+        640,
+        480,
+        "yuvj420p",
+        "pc",
+    )
     car = probe_video(shared_data / "videos" / "car-detection.mp4")
     assert car.has_audio and car.color.get("space") == "smpte170m"

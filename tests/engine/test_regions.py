@@ -15,14 +15,20 @@ def test_auto_and_empty_mean_detection(text: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("10,20,30,40", "10,20,30,40"), (" 1 , 2 , 3 , 4 ", "1,2,3,4"), ("Bottom-Right", "bottom-right"),
-     ("top_left", "top-left")],
+    [
+        ("10,20,30,40", "10,20,30,40"),
+        (" 1 , 2 , 3 , 4 ", "1,2,3,4"),
+        ("Bottom-Right", "bottom-right"),
+        ("top_left", "top-left"),
+    ],
 )
 def test_boxes_and_corners_are_normalised(text: str, expected: str) -> None:
     assert parse_region(text) == expected
 
 
-@pytest.mark.parametrize("text", ["middle", "1,2,3", "1,2,3,4,5", "-1,2,3,4", "a,b,c,d", "10,10,0,5", "1.5,2,3,4"])
+@pytest.mark.parametrize(
+    "text", ["middle", "1,2,3", "1,2,3,4,5", "-1,2,3,4", "a,b,c,d", "10,10,0,5", "1.5,2,3,4"]
+)
 def test_unreadable_regions_raise_bad_region_with_help(text: str) -> None:
     with pytest.raises(BadRegion) as info:
         parse_region(text)
@@ -34,7 +40,9 @@ def test_regions_module_imports_no_numeric_libraries() -> None:
     import sys
 
     code = "import sys, gpu.regions; print(sorted(m for m in ('numpy','torch','cv2') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

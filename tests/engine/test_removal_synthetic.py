@@ -17,18 +17,30 @@ from tests.engine.synth import blend, coverage, panning_frames, psnr, static_fra
 H, W, T = 144, 256, 40
 
 
-def _remove_with_truth_box(frames: np.ndarray, stamp_alpha: np.ndarray, box: tuple[int, int, int, int]):
+def _remove_with_truth_box(
+    frames: np.ndarray, stamp_alpha: np.ndarray, box: tuple[int, int, int, int]
+):
     """Estimate the matte inside the (grown) true box and remove it; return (output, clean-crop slice)."""
     x, y, w, h = box
     crop = expand_box(Box(x, y, w, h), 8, W, H)
     sl = (slice(crop.y, crop.y + crop.h), slice(crop.x, crop.x + crop.w))
     marked = stamp_alpha[sl] > 0.01
-    support = torch.nn.functional.max_pool2d(torch.from_numpy(marked).float()[None, None], 5, 1, 2)[0, 0] > 0
+    support = (
+        torch.nn.functional.max_pool2d(torch.from_numpy(marked).float()[None, None], 5, 1, 2)[0, 0]
+        > 0
+    )
     ys = frames[:, sl[0], sl[1]]
     uv = np.full((len(ys), crop.h // 2, crop.w // 2), 128, np.uint8)
     est = estimate_matte(ys, uv, uv, support.numpy())
-    matte = Matte(box=crop, alpha_y=est.alpha_y, a_y=est.a_y, alpha_c=est.alpha_c, a_u=est.a_u,
-                  a_v=est.a_v, opacity=est.opacity)
+    matte = Matte(
+        box=crop,
+        alpha_y=est.alpha_y,
+        a_y=est.a_y,
+        alpha_c=est.alpha_c,
+        a_u=est.a_u,
+        a_v=est.a_v,
+        opacity=est.opacity,
+    )
     out = ys.copy()
     PreparedMatte(matte, torch.device("cpu"), (0.0, 255.0)).apply([out, uv.copy(), uv.copy()])
     return out, sl, est
@@ -92,7 +104,12 @@ def test_pixels_the_mark_never_touches_pass_through_unchanged() -> None:
     frames = blend(panning_frames(T), stamp)
     out, sl, est = _remove_with_truth_box(frames, stamp.alpha, stamp.box)
     untouched = est.alpha_y == 0
-    grown = torch.nn.functional.max_pool2d(torch.from_numpy(~untouched).float()[None, None], 5, 1, 2)[0, 0] > 0
+    grown = (
+        torch.nn.functional.max_pool2d(torch.from_numpy(~untouched).float()[None, None], 5, 1, 2)[
+            0, 0
+        ]
+        > 0
+    )
     far = ~grown.numpy()
     assert far.any()
     assert np.array_equal(out[:, far], frames[:, sl[0], sl[1]][:, far])

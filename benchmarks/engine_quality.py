@@ -1,0 +1,474 @@
+"""Engine benchmark: quality against anchors, speed and memory against a plain re-encode.
+
+Run by hand:  python benchmarks/engine_quality.py [--quick] [--data ../shared/data]
+
+Cases: clean clips from ../shared/data × logos × opacity 0.3/0.5/0.8/1.0 × position, a mark
+that jumps between two corners, and clips without a mark. Each watermarked input is
+encoded as an upload would be (H.264 crf 18, audio kept). Per case and method: PSNR/SSIM
+inside the true box and outside it against the clean clip, and flicker (mean |ΔY| between
+frames inside the box) against the clean clip's. Methods: the engine (auto, and given the
+true box), ffmpeg delogo (true box), OpenCV Telea inpaint (true mask), the oracle inversion
+(true α and W), and the untouched input. Then wall time and peak memory of the engine
+against a plain ffmpeg re-encode with the same encoder settings at 720p, and the peak
+memory for a clip 4× longer. Prints one table and the targets of issue 3, met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.engine_cases import Mark, load_logo, place, read_rgb, stamp, write_clip  # noqa: E402
+from gpu.probe import ffmpeg_exe  # noqa: E402
+from gpu.video_io import EncoderSettings  # noqa: E402
+
+CLIPS = {
+    "car": "car-detection.mp4",
+    "cockatoo": "cockatoo.mp4",
+    "person": "one-by-one-person-detection_first45s.mp4",
+    "bottle": "bottle-detection.mp4",
+    "asl": "asl-gesture-book.mkv",
+    "tree": "tree.avi",
+}
+LOGOS = {
+    "white": "opencv-logo-white.png",
+    "opencv": "opencv-logo.png",
+    "mpl": "matplotlib-logo.png",
+}
+OPACITIES = (0.3, 0.5, 0.8, 1.0)
+METHODS = ("auto", "box", "delogo", "telea", "oracle", "input")
+
+
+@dataclass
+class Case:
+    name: str
+    clip: str
+    marks: list[Mark]
+    opacity: float
+    frames: int
+    results: dict[str, dict[str, float]] = field(default_factory=dict)
+    detection: dict[str, float] = field(default_factory=dict)
+
+
+def run_engine(src: Path, dst: Path, region: str) -> tuple[dict, float, int]:
+    """Run the engine in a child process; (report, wall seconds, peak RSS bytes of it + ffmpeg)."""
+    code = (
+        "import json,resource,sys;from gpu.engine import process;"
+        f"r=process({str(src)!r},{str(dst)!r},{{'region':{region!r}}});"
+        "s=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;c=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
+        "print(json.dumps({'report':r,'self':s,'children':c}))"
+    )
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return data["report"], wall, (data["self"] + data["children"]) * 1024
+
+
+def run_engine_here(src: Path, dst: Path, region: str) -> tuple[dict, float]:
+    """Run the engine in this process (quality runs; torch is imported once)."""
+    from gpu.engine import process
+
+    t0 = time.monotonic()
+    report = process(src, dst, {"region": region})
+    return report, time.monotonic() - t0
+
+
+def run_plain(src: Path, dst: Path, enc: EncoderSettings) -> tuple[float, int]:
+    """The plain re-encode with the engine's settings: (wall seconds, peak RSS bytes)."""
+    code = (
+        "import resource,subprocess,sys;"
+        f"subprocess.run({[ffmpeg_exe(), '-v', 'error', '-y', '-i', str(src), '-map', '0:v:0', '-map', '0:a?', '-c:v', 'libx264', '-preset', enc.preset, '-crf', str(enc.crf), '-pix_fmt', 'yuv420p', '-c:a', 'copy', '-movflags', '+faststart', str(dst)]!r},check=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return time.monotonic() - t0, int(out.strip()) * 1024
+
+
+def decode_rgb(path: Path, n: int) -> np.ndarray:
+    frames, _fps = read_rgb(path, max_frames=n)
+    return frames
+
+
+def truth_alpha(marks: list[Mark], index: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    alpha = np.zeros((h, w), np.float32)
+    colour = np.zeros((h, w, 3), np.float32)
+    for m in marks:
+        if index < m.start_frame or (m.end_frame is not None and index >= m.end_frame):
+            continue
+        mh, mw = m.alpha.shape
+        alpha[m.y : m.y + mh, m.x : m.x + mw] = m.alpha
+        colour[m.y : m.y + mh, m.x : m.x + mw] = m.colour
+    return alpha, colour
+
+
+def union_box(marks: list[Mark]) -> tuple[int, int, int, int]:
+    boxes = [m.box for m in marks]
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_a, mu_b = cv2.GaussianBlur(a, (7, 7), 1.5), cv2.GaussianBlur(b, (7, 7), 1.5)
+    va = cv2.GaussianBlur(a * a, (7, 7), 1.5) - mu_a**2
+    vb = cv2.GaussianBlur(b * b, (7, 7), 1.5) - mu_b**2
+    cov = cv2.GaussianBlur(a * b, (7, 7), 1.5) - mu_a * mu_b
+    return float(
+        (
+            ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+        ).mean()
+    )
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse <= 1e-10 else 10 * np.log10(255.0**2 / mse)
+
+
+def score(
+    out: np.ndarray, clean: np.ndarray, box: tuple[int, int, int, int] | None
+) -> dict[str, float]:
+    n = min(len(out), len(clean))
+    out, clean = out[:n], clean[:n]
+    gray_o = out.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray_c = clean.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if box is None:
+        return {
+            "psnr_out": psnr(out, clean),
+            "ssim_out": np.mean(
+                [ssim_gray(o, c) for o, c in zip(gray_o[::4], gray_c[::4], strict=True)]
+            ),
+        }
+    x, y, w, h = box
+    inside = (slice(None), slice(y, y + h), slice(x, x + w))
+    outside_mask = np.ones(out.shape[1:3], bool)
+    outside_mask[y : y + h, x : x + w] = False
+    step = max(1, n // 12)
+    return {
+        "psnr_in": psnr(out[inside], clean[inside]),
+        "ssim_in": float(
+            np.mean(
+                [
+                    ssim_gray(o[y : y + h, x : x + w], c[y : y + h, x : x + w])
+                    for o, c in zip(gray_o[::step], gray_c[::step], strict=True)
+                ]
+            )
+        ),
+        "psnr_out": psnr(out[:, outside_mask], clean[:, outside_mask]),
+        "flicker": float(np.abs(np.diff(gray_o[inside], axis=0)).mean()),
+        "flicker_clean": float(np.abs(np.diff(gray_c[inside], axis=0)).mean()),
+    }
+
+
+def telea(frames: np.ndarray, marks: list[Mark]) -> np.ndarray:
+    out = frames.copy()
+    for i, f in enumerate(out):
+        alpha, _ = truth_alpha(marks, i, *f.shape[:2])
+        mask = (alpha > 0.01).astype(np.uint8)
+        if mask.any():
+            out[i] = cv2.inpaint(f, mask, 3, cv2.INPAINT_TELEA)
+    return out
+
+
+def oracle(frames: np.ndarray, marks: list[Mark]) -> np.ndarray:
+    out = frames.copy()
+    for i, f in enumerate(out):
+        alpha, colour = truth_alpha(marks, i, *f.shape[:2])
+        a = alpha[..., None]
+        inv = (f.astype(np.float32) - a * colour) / np.maximum(1 - a, 1e-3)
+        res = np.clip(inv + 0.5, 0, 255).astype(np.uint8)
+        opaque = (alpha > 0.95).astype(np.uint8)
+        if opaque.any():
+            res = cv2.inpaint(res, opaque, 3, cv2.INPAINT_TELEA)
+        out[i] = res
+    return out
+
+
+def delogo(src: Path, dst: Path, box: tuple[int, int, int, int], width: int, height: int) -> Path:
+    x, y, w, h = box
+    x, y = max(1, x), max(1, y)
+    w, h = min(w, width - x - 1), min(h, height - y - 1)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(src),
+            "-vf",
+            f"delogo=x={x}:y={y}:w={w}:h={h}",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            str(dst),
+        ],
+        check=True,
+    )
+    return dst
+
+
+def detection_figures(report: dict, marks: list[Mark], h: int, w: int) -> dict[str, float]:
+    truth = np.zeros((h, w), bool)
+    for m in marks:
+        truth |= m.alpha_full(h, w) > 0.05
+    found = np.zeros((h, w), bool)
+    for r in report["regions"]:
+        x, y, bw, bh = r["box"]
+        found[y : y + bh, x : x + bw] = True
+    if not truth.any():
+        return {"found": float(len(report["regions"])), "cover": 1.0, "area": 0.0}
+    tx, ty, tw, th = union_box(marks)
+    return {
+        "found": float(len(report["regions"])),
+        "cover": float((truth & found).sum() / truth.sum()),
+        "area": float(found.sum() / sum(m.box[2] * m.box[3] for m in marks)),
+    }
+
+
+def build_cases(data: Path, quick: bool) -> list[tuple[str, str, list[Mark], float, int]]:
+    plan: list[tuple[str, str, list[Mark], float, int]] = []
+    clips = ["car", "cockatoo"] if quick else ["car", "cockatoo", "person", "bottle", "asl", "tree"]
+    positions = (
+        ["bottom-right", "top-left"]
+        if quick
+        else ["bottom-right", "top-left", "top-right", "bottom-left"]
+    )
+    logos = list(LOGOS)
+    n = 48 if quick else 160
+    k = 0
+    for clip in clips:
+        for op in OPACITIES:
+            logo = logos[k % len(logos)]
+            pos = positions[k % len(positions)]
+            k += 1
+            plan.append((f"{clip}/{logo}/{op}/{pos}", clip, [("logo", logo, op, pos)], op, n))  # type: ignore[list-item]
+    plan.append(("car/white/0.5/moving", "car", [("moving", "white", 0.5, "")], 0.5, n))  # type: ignore[list-item]
+    for clip in ["asl"] if quick else ["car", "cockatoo", "person", "bottle", "asl", "tree"]:
+        plan.append((f"{clip}/none", clip, [], 0.0, n))
+    return plan
+
+
+def make_marks(spec: list, data: Path, w: int, h: int, n: int) -> list[Mark]:
+    marks: list[Mark] = []
+    for kind, logo, op, pos in spec:
+        alpha, colour = load_logo(data / "logos" / LOGOS[logo], max(24, int(w * 0.16)), op)
+        if kind == "logo":
+            marks.append(place(alpha, colour, pos, w, h))
+        else:
+            a = place(alpha, colour, "top-left", w, h)
+            b = place(alpha, colour, "bottom-right", w, h)
+            a.end_frame, b.start_frame = n // 2, n // 2
+            marks += [a, b]
+    return marks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="short clips, fewer cases (a few minutes)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    args = parser.parse_args()
+    enc = EncoderSettings()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        cache: dict[tuple[str, int], tuple[np.ndarray, float]] = {}
+        for name, clip, spec, op, n in build_cases(args.data, args.quick):
+            if (clip, n) not in cache:
+                cache[(clip, n)] = read_rgb(args.data / "videos" / CLIPS[clip], max_frames=n)
+            clean, fps = cache[(clip, n)]
+            h, w = clean.shape[1:3]
+            marks = make_marks(spec, args.data, w, h, len(clean))
+            marked = np.stack([stamp(f, marks, i) for i, f in enumerate(clean)]) if marks else clean
+            src = write_clip(
+                marked, fps, tmp / "input.mp4", audio_from=args.data / "videos" / CLIPS[clip]
+            )
+            upload = decode_rgb(src, len(clean))
+            box = union_box(marks) if marks else None
+            res: dict[str, dict[str, float]] = {}
+            t0 = time.monotonic()
+            report, wall = run_engine_here(src, tmp / "auto.mp4", "auto")
+            res["auto"] = score(decode_rgb(tmp / "auto.mp4", len(clean)), clean, box)
+            det = detection_figures(report, marks, h, w)
+            if marks:
+                run_engine_here(src, tmp / "box.mp4", ",".join(str(v) for v in box))
+                res["box"] = score(decode_rgb(tmp / "box.mp4", len(clean)), clean, box)
+                res["delogo"] = score(
+                    decode_rgb(delogo(src, tmp / "delogo.mp4", box, w, h), len(clean)), clean, box
+                )
+                res["telea"] = score(telea(upload, marks), clean, box)
+                res["oracle"] = score(oracle(upload, marks), clean, box)
+            res["input"] = score(upload, clean, box)
+            plain_wall, _pm = run_plain(src, tmp / "plain.mp4", enc)
+            res["plain"] = score(decode_rgb(tmp / "plain.mp4", len(clean)), clean, box)
+            rows.append(
+                {
+                    "case": name,
+                    "opacity": op,
+                    "detection": det,
+                    "results": res,
+                    "wall": wall,
+                    "plain_wall": plain_wall,
+                }
+            )
+            print(f"  {name}: done in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+        speed = speed_and_memory(args.data, tmp, enc, args.quick)
+    print_table(rows, speed)
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "speed": speed}, indent=1, default=float))
+    return 0
+
+
+def speed_and_memory(data: Path, tmp: Path, enc: EncoderSettings, quick: bool) -> dict[str, float]:
+    """720p: engine (auto) vs plain re-encode, and peak memory at 1× and 4× length."""
+    n = 80 if quick else 280
+    clean, fps = read_rgb(data / "videos" / CLIPS["cockatoo"], max_frames=n)
+    h, w = clean.shape[1:3]
+    alpha, colour = load_logo(data / "logos" / LOGOS["white"], int(w * 0.16), 0.5)
+    marks = [place(alpha, colour, "bottom-right", w, h)]
+    marked = np.stack([stamp(f, marks, i) for i, f in enumerate(clean)])
+    one = write_clip(marked, fps, tmp / "speed1.mp4")
+    four = write_clip(np.concatenate([marked] * 4), fps, tmp / "speed4.mp4")
+    del clean, marked
+    _r, wall1, mem1 = run_engine(one, tmp / "s1.mp4", "auto")
+    plain_wall, plain_mem = run_plain(one, tmp / "p1.mp4", enc)
+    _r4, wall4, mem4 = run_engine(four, tmp / "s4.mp4", "auto")
+    return {
+        "frames": n,
+        "engine_wall": wall1,
+        "plain_wall": plain_wall,
+        "engine_mem": mem1,
+        "plain_mem": plain_mem,
+        "engine_wall_4x": wall4,
+        "engine_mem_4x": mem4,
+        "timings": _r["timings"],
+    }
+
+
+def print_table(rows: list[dict], speed: dict) -> None:
+    head = f"{'case':32} {'method':7} {'PSNRin':>7} {'SSIMin':>7} {'PSNRout':>8} {'flick':>6} {'clean':>6}"
+    print(head)
+    print("-" * len(head))
+    checks: dict[str, list[bool]] = {
+        "semi": [],
+        "semi_delogo": [],
+        "opaque": [],
+        "flicker": [],
+        "outside": [],
+        "detect": [],
+        "no_mark": [],
+    }
+    for row in rows:
+        res = row["results"]
+        for method in (*METHODS, "plain"):
+            if method not in res:
+                continue
+            r = res[method]
+            print(
+                f"{row['case']:32} {method:7} {r.get('psnr_in', float('nan')):7.2f} {r.get('ssim_in', float('nan')):7.3f} "
+                f"{r['psnr_out']:8.2f} {r.get('flicker', float('nan')):6.2f} {r.get('flicker_clean', float('nan')):6.2f}"
+            )
+        det = row["detection"]
+        print(
+            f"{'':32} detection: regions={det['found']:.0f} cover={det['cover']:.3f} area×={det['area']:.2f} "
+            f"wall={row['wall']:.1f}s plain={row['plain_wall']:.1f}s"
+        )
+        if "oracle" not in res:
+            checks["no_mark"].append(det["found"] == 0)
+            checks["outside"].append(res["auto"]["psnr_out"] >= res["plain"]["psnr_out"] - 0.1)
+            continue
+        auto = res["auto"]
+        checks["detect"].append(det["cover"] >= 0.98 and 0 < det["area"] <= 2.0)
+        checks["outside"].append(auto["psnr_out"] >= res["plain"]["psnr_out"] - 0.1)
+        best = res["box"]  # removal quality with the mark found (the true box given)
+        if row["opacity"] <= 0.5:
+            checks["semi"].append(best["psnr_in"] >= res["oracle"]["psnr_in"] - 1.5)
+            checks["semi_delogo"].append(best["psnr_in"] >= res["delogo"]["psnr_in"] + 8)
+        if row["opacity"] >= 1.0:
+            checks["opaque"].append(
+                best["psnr_in"] >= max(res["delogo"]["psnr_in"], res["telea"]["psnr_in"])
+            )
+            checks["flicker"].append(best["flicker"] <= 1.2 * best["flicker_clean"])
+    print()
+    ratio = speed["engine_wall"] / speed["plain_wall"]
+    mem_ratio = speed["engine_mem_4x"] / speed["engine_mem"]
+    print(
+        f"speed 720p ({speed['frames']} frames): engine {speed['engine_wall']:.1f}s vs plain re-encode "
+        f"{speed['plain_wall']:.1f}s → {ratio:.2f}×; engine timings {speed['timings']}"
+    )
+    print(
+        f"memory: engine {speed['engine_mem'] / 2**20:.0f} MiB (plain {speed['plain_mem'] / 2**20:.0f} MiB); "
+        f"4× clip {speed['engine_mem_4x'] / 2**20:.0f} MiB → {mem_ratio:.2f}×"
+    )
+    print()
+
+    def verdict(name: str, values: list[bool], text: str) -> None:
+        ok = all(values) if values else False
+        print(f"[{'MET ' if ok else 'MISS'}] {text}: {sum(values)}/{len(values)}")
+
+    verdict(
+        "semi",
+        checks["semi"],
+        "semi-transparent (≤0.5), box given: inside PSNR within 1.5 dB of the oracle",
+    )
+    verdict(
+        "semi_delogo",
+        checks["semi_delogo"],
+        "semi-transparent (≤0.5), box given: ≥ 8 dB above delogo",
+    )
+    verdict("opaque", checks["opaque"], "opaque, box given: inside PSNR ≥ max(delogo, Telea)")
+    verdict("flicker", checks["flicker"], "opaque, box given: flicker ≤ 1.2× the clean clip's")
+    verdict(
+        "outside", checks["outside"], "outside the box (auto): within 0.1 dB of the plain re-encode"
+    )
+    verdict(
+        "detect", checks["detect"], "detection (auto): box covers ≥ 98 % of the mark, ≤ 2× its area"
+    )
+    verdict("no_mark", checks["no_mark"], "no-mark clips: nothing found")
+    print(
+        f"[{'MET ' if ratio <= 1.3 else 'MISS'}] speed: engine ≤ 1.3× plain re-encode at 720p ({ratio:.2f}×)"
+    )
+    print(
+        f"[{'MET ' if mem_ratio <= 1.15 else 'MISS'}] memory: 4× clip ≤ 1.15× the 1× clip ({mem_ratio:.2f}×)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
