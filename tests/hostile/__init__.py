@@ -1,0 +1,1 @@
+"""Hostile input: media, requests, URLs, chat, and secrets in logs."""

@@ -1,0 +1,1 @@
+"""Fault tests: killed workers, lost Redis, database outages, engine crashes, receivers down."""
