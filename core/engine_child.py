@@ -17,12 +17,24 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from typing import IO, Any
 
 DEFAULT_TARGET = "gpu.engine:process"
 PROGRESS_EVERY_S = 0.25
+PARENT_CHECK_S = 0.5
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """Kill this child (and its ffmpeg children) once the worker that started it is gone."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    if os.getpgrp() == os.getpid():  # our own group (LocalEngine starts a new session)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _load(target: str) -> Any:
@@ -64,6 +76,8 @@ def write(out: IO[str], message: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    # a SIGKILLed worker cannot kill us; nobody would read our result, so stop as well
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     # keep the protocol channel private: whatever the engine prints goes to stderr
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
