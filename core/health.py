@@ -145,7 +145,8 @@ async def remove_worker_heartbeat(redis: Any, settings: Settings, worker_id: str
 
 async def read_worker_heartbeats(redis: Any, settings: Settings) -> list[dict[str, Any]]:
     """Every live worker heartbeat (expired ones are gone from Redis)."""
-    pattern = worker_heartbeat_key(settings, "*")
+    prefix = "".join(f"\\{c}" if c in "[]*?\\" else c for c in settings.redis_prefix)
+    pattern = f"{prefix}:workers:*"
     keys = [key async for key in redis.scan_iter(match=pattern, count=200)]
     if not keys:
         return []
