@@ -28,3 +28,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     await r.start()
     yield r
     await r.stop()
+
+
+# the Telegram fixtures (fake Bot API, settings, real app) for the "bots say try again" tests
+from tests.telegram.conftest import fake_api, make_deps, tg_client, tg_settings  # noqa: E402,F401

@@ -201,8 +201,8 @@ async def run_worker_until(
     Not burst mode: a killed worker leaves its arq entry "in progress" until arq's own
     timeout, which a burst worker would wait for.
     """
-    from tests.pipeline.conftest import FAST
     from core.worker import build_worker
+    from tests.pipeline.conftest import FAST
 
     options.setdefault("policy", FAST)
     worker = build_worker(
