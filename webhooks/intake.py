@@ -277,14 +277,18 @@ async def _remember_message(deps: Deps, client: Client, job: Job) -> None:
 async def _accept(deps: Deps, client: Client, new: NewJob) -> web.Response:
     accepted = await intake_service.accept(deps, new)
     await _remember_message(deps, client, accepted.job)
-    body = _accepted_view(deps, accepted.job, accepted.position)
-    status = 202 if accepted.created else 200
+    return _accepted_response(deps, accepted.job, accepted.position, accepted.created)
+
+
+def _accepted_response(deps: Deps, job: Job, position: int, created: bool) -> web.Response:
+    body = _accepted_view(deps, job, position)
+    status = 202 if created else 200
     return web.json_response(body, status=status, headers={"Location": body["status_url"]})
 
 
-def _replay_response(deps: Deps, job: Job) -> web.Response:
-    body = _accepted_view(deps, job, 0)
-    return web.json_response(body, status=200, headers={"Location": body["status_url"]})
+async def _replay_response(deps: Deps, job: Job) -> web.Response:
+    position = await intake_service.queue_position(deps, job)
+    return _accepted_response(deps, job, position, created=False)
 
 
 # ---------------------------------------------------------------- POST /v1/jobs (JSON)
@@ -297,7 +301,7 @@ async def _create_from_json(
     client.verify_body(body)
     replayed = await _replayed_job(deps, client)
     if replayed is not None:
-        return _replay_response(deps, replayed)
+        return await _replay_response(deps, replayed)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -477,7 +481,7 @@ async def _create_from_upload(
         replayed = await _replayed_job(deps, client)
         if replayed is not None:
             await _discard(deps, key)
-            return _replay_response(deps, replayed)
+            return await _replay_response(deps, replayed)
         if "metadata" in fields:
             try:
                 fields["metadata"] = json.loads(fields["metadata"])
@@ -504,9 +508,7 @@ async def _create_from_upload(
     if not accepted.created:
         await _discard(deps, key)  # the first job has its own copy
     await _remember_message(deps, client, accepted.job)
-    body = _accepted_view(deps, accepted.job, accepted.position)
-    status = 202 if accepted.created else 200
-    return web.json_response(body, status=status, headers={"Location": body["status_url"]})
+    return _accepted_response(deps, accepted.job, accepted.position, accepted.created)
 
 
 # ---------------------------------------------------------------- routes

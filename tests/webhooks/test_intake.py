@@ -128,6 +128,7 @@ async def test_replayed_signed_request_returns_the_first_job(api: Api) -> None:
     again = await api.client.post("/v1/jobs", data=raw, headers=headers)
     assert first.status == 202 and again.status == 200
     assert (await first.json())["id"] == (await again.json())["id"]
+    assert (await again.json())["position"] == 1
     assert len(await _all_jobs(api)) == 1
 
 
