@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -578,3 +579,28 @@ async def test_unknown_routes_and_methods_get_json_errors(api: Api) -> None:
     assert wrong.status == 405
     assert (await wrong.json())["error"]["code"] == "method_not_allowed"
     assert "POST" in wrong.headers["Allow"]
+
+
+async def test_secrets_and_signed_links_never_reach_the_logs(
+    api: Api, small_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.webhooks.conftest import API_KEY, WEBHOOK_SECRET
+
+    caplog.set_level(logging.DEBUG)
+    await api.post_json({"video_url": VIDEO_URL}, api.bearer("wrong-" + API_KEY))
+    raw = json.dumps({"video_url": VIDEO_URL}).encode()
+    await api.client.post(
+        "/v1/jobs", data=raw, headers={"Content-Type": "application/json", **api.signed(raw)}
+    )
+    _, created = await api.post_json({"video_url": VIDEO_URL})
+    job_id = created["id"]
+    await api.deps.storage.put_file(f"outputs/{job_id}.mp4", small_clip)
+    await api.deps.store.claim(job_id, "w", 60)
+    await api.deps.store.move(job_id, JobState.COMPLETED, output_key=f"outputs/{job_id}.mp4")
+    result = await api.client.get(
+        f"/v1/jobs/{job_id}/result", headers=api.bearer(), allow_redirects=False
+    )
+    signature = result.headers["Location"].split("signature=")[1]
+    logged = caplog.text
+    for secret in (API_KEY, WEBHOOK_SECRET, WEBHOOK_SECRET.removeprefix("whsec_"), signature):
+        assert secret not in logged
