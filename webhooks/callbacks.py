@@ -8,7 +8,8 @@ The body is a Standard Webhooks event::
 
 signed with ``WEBHOOK_SECRET`` (headers ``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature``; `webhooks.signatures`). The ``webhook-id`` is the same on every try
-of the same event (``{job id}.{status}``) so receivers can drop duplicates. ``result_url`` is
+of the same event (``{job id}.{status}.{attempts}``) so receivers can drop duplicates, and
+new when a job ends again after an operator's retry. ``result_url`` is
 a signed storage link valid until the result expires (``RESULT_TTL_DAYS``).
 
 A 2xx answer is success; 410 Gone means the receiver wants no more calls, so we stop
@@ -122,7 +123,7 @@ class CallbackNotifier:
             event_body(job, await self._result_url(job), self.settings.public_base_url),
             separators=(",", ":"),
         ).encode()
-        msg_id = f"{job.id}.{job.status.value}"
+        msg_id = f"{job.id}.{job.status.value}.{job.attempts}"
         headers = {"Content-Type": "application/json"}
         if self.settings.webhook_secret is not None:
             secret = self.settings.webhook_secret.get_secret_value()

@@ -93,7 +93,7 @@ async def test_completed_job_gets_a_signed_callback_with_a_result_link(
     await notifier.close()
     assert len(receiver.calls) == 1
     headers, body = receiver.calls[0]
-    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == "job123.completed"
+    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == "job123.completed.0"
     event = json.loads(body)
     assert event["type"] == "job.completed"
     data = event["data"]
@@ -123,7 +123,18 @@ async def test_every_try_of_one_event_carries_the_same_webhook_id(
     await notifier.deliver(job)
     await notifier.close()
     ids = [headers["webhook-id"] for headers, _ in receiver.calls]
-    assert ids == ["job123.cancelled", "job123.cancelled"]
+    assert ids == ["job123.cancelled.0", "job123.cancelled.0"]
+
+
+async def test_a_job_that_fails_again_after_a_retry_sends_a_new_event(
+    receiver: Receiver, notifier_for: Callable[..., Any]
+) -> None:
+    notifier = notifier_for()
+    await notifier.deliver(_job(JobState.FAILED, receiver.url, attempts=3))
+    await notifier.deliver(_job(JobState.FAILED, receiver.url, attempts=4))
+    await notifier.close()
+    ids = [headers["webhook-id"] for headers, _ in receiver.calls]
+    assert ids == ["job123.failed.3", "job123.failed.4"]
 
 
 async def test_receiver_error_raises_delivery_error_for_a_retry(

@@ -70,7 +70,7 @@ async def loopback(tmp_path: Path) -> Any:
 
 async def _check_result(api: Any, job_id: str, loopback: Loopback, tmp_path: Path) -> None:
     ((headers, body),) = loopback.callbacks
-    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == f"{job_id}.completed"
+    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == f"{job_id}.completed.1"
     event = json.loads(body)
     assert event["type"] == "job.completed"
     assert event["data"]["id"] == job_id and event["data"]["metadata"] == {"ticket": "T-1"}
@@ -146,7 +146,7 @@ async def test_clip_sent_by_url_is_downloaded_cleaned_and_called_back(
     assert job is not None and job.status == JobState.COMPLETED, job and job.error_message
     assert job.requester == "webhook" and job.input_key is not None  # the worker downloaded it
     ((headers, body),) = loopback.callbacks
-    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == f"{job_id}.completed"
+    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == f"{job_id}.completed.1"
     # a signed client reads its result with a signed GET
     result = await api.client.get(
         f"/v1/jobs/{job_id}/result", headers=api.signed(b""), allow_redirects=False
@@ -174,7 +174,7 @@ async def test_cancelled_job_is_never_run_and_its_callback_says_cancelled(
     job = await api.deps.store.get(created["id"])
     assert job is not None and job.status == JobState.CANCELLED and job.attempts == 0
     ((headers, body),) = loopback.callbacks
-    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == f"{job.id}.cancelled"
+    assert verify(WEBHOOK_SECRET, headers, body, now=time.time()) == f"{job.id}.cancelled.0"
     assert json.loads(body)["type"] == "job.cancelled"
 
 
