@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -143,6 +144,67 @@ def test_importing_the_app_needs_no_credentials_or_torch(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "blanklogo-watermark-removal"
+
+
+CONTAINER_IMPORTS = """
+import importlib, pkgutil, sys
+BLOCKED = set(sys.argv[1].split(","))
+class NotInImage:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(name + " is not in the Modal image")
+sys.meta_path.insert(0, NotInImage())
+import gpu
+names = ["gpu.modal_app", "core.storage", "core.storage.supabase"]
+names += [m.name for m in pkgutil.iter_modules(gpu.__path__, "gpu.")]
+for name in names:
+    importlib.import_module(name)
+print(len(names))
+"""
+
+
+def test_container_code_imports_with_only_the_image_requirements(tmp_path: Path) -> None:
+    """Base dependencies the image leaves out (queue, database, chat SDKs) are never needed."""
+    import subprocess
+    import sys
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = {_distribution(r) for r in modal_app_requirements()}
+    left_out = {
+        _module_of(_distribution(r))
+        for r in pyproject["project"]["dependencies"]
+        if _distribution(r) not in wanted | {"modal"}
+    }
+    assert {"arq", "redis", "asyncpg", "slack_bolt", "telegram"} <= left_out
+    done = subprocess.run(
+        [sys.executable, "-c", CONTAINER_IMPORTS, ",".join(sorted(left_out))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 5
+
+
+def modal_app_requirements() -> tuple[str, ...]:
+    import gpu.modal_app
+
+    return tuple(gpu.modal_app.IMAGE_REQUIREMENTS)
+
+
+def _distribution(requirement: str) -> str:
+    return re.split(r"[<>=!\[ ;]", requirement, maxsplit=1)[0].lower()
+
+
+def _module_of(distribution: str) -> str:
+    return {
+        "python-telegram-bot": "telegram",
+        "slack-bolt": "slack_bolt",
+        "slack-sdk": "slack_sdk",
+        "prometheus-client": "prometheus_client",
+        "imageio-ffmpeg": "imageio_ffmpeg",
+        "pydantic-settings": "pydantic_settings",
+    }.get(distribution, distribution.replace("-", "_"))
 
 
 # --- the GPU function's body, run here ------------------------------------------------------
