@@ -324,3 +324,22 @@ async def test_health_reports_down_or_degraded(
 ) -> None:
     fake_modal.hydrate_outcome = outcome
     assert (await engine().health())["status"] == status
+
+
+async def test_progress_lookup_failures_never_fail_the_job(
+    fake_modal: FakeModal, engine: Callable[..., ModalEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class MissingDict:
+        class get:  # noqa: N801 - shaped like Modal's method object
+            @staticmethod
+            async def aio(key: str) -> None:
+                raise modal_errors.NotFoundError("Dict not found")
+
+    monkeypatch.setattr(modal.Dict, "from_name", lambda *a, **k: MissingDict())
+    fake_modal.calls = [[POLL, POLL, success()]]
+    progress = Progress()
+
+    result = await engine().process(make_job(), progress)
+
+    assert result.output_size_bytes == 4321
+    assert progress.seen == [(10, "waiting for GPU"), (95, "GPU finished")]
