@@ -36,7 +36,7 @@ from core.jobs import Job, JobState, NewJob, Source, new_job_id
 from gpu.regions import parse_region
 from webhooks.auth import Client, authenticate
 from webhooks.errors import http_error
-from webhooks.safe_http import check_url
+from webhooks.safe_http import LookupFailed, check_url
 from webhooks.server import DEPS_KEY
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,18 @@ async def _own_job(deps: Deps, client: Client, job_id: str) -> Job:
 # ---------------------------------------------------------------- options
 
 
+async def _check_user_url(deps: Deps, url: str) -> None:
+    try:
+        await check_url(url, deps.settings.allow_loopback_urls)
+    except LookupFailed:
+        raise http_error(
+            web.HTTPServiceUnavailable,
+            "dns_unavailable",
+            "could not look up the URL's host right now; please try again",
+            {"Retry-After": "5"},
+        ) from None
+
+
 def _optional_str(payload: dict[str, Any], name: str) -> str | None:
     value = payload.get(name)
     if value is None:
@@ -222,10 +234,9 @@ def _metadata(value: Any) -> dict[str, Any] | None:
 
 async def _options(deps: Deps, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(reply_to, options) from the request's optional fields, validated."""
-    allow_loopback = deps.settings.allow_loopback_urls
     callback_url = _optional_str(payload, "callback_url")
     if callback_url is not None:
-        await check_url(callback_url, allow_loopback)
+        await _check_user_url(deps, callback_url)
     region = parse_region(_optional_str(payload, "region")) or "auto"
     reply_to = {"callback_url": callback_url, "metadata": _metadata(payload.get("metadata"))}
     return reply_to, {"region": region}
@@ -313,7 +324,7 @@ async def _create_from_json(
         raise _bad("missing_field", "video_url is required (or upload the file as multipart)")
     if not isinstance(video_url, str):
         raise _bad("invalid_field", "video_url must be a string")
-    await check_url(video_url, deps.settings.allow_loopback_urls)
+    await _check_user_url(deps, video_url)
     reply_to, options = await _options(deps, payload)
     new = NewJob(
         source=Source.WEBHOOK,

@@ -39,6 +39,7 @@ ERROR_CODES = [
     "database_unavailable",
     "storage_unavailable",
     "queue_unavailable",
+    "dns_unavailable",
 ]
 
 _REGION = {

@@ -39,6 +39,7 @@ MAX_REDIRECTS = 5
 MAX_URL_LENGTH = 2048
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 256 * 1024
+DNS_TIMEOUT_S = 10
 
 # Refused even where Python's `is_global` would let them through (it varies by version).
 _BLOCKED_NETWORKS = tuple(
@@ -77,6 +78,17 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 class RefusedAddress(OSError):
     """Raised by the connector's socket factory for an address we never dial."""
+
+
+class LookupFailed(OSError):
+    """DNS could not answer right now (temporary: retry later), unlike a name that does not exist."""
+
+
+_NO_SUCH_HOST = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -167,9 +179,16 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address `host` resolves to (as the connector would dial them)."""
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL(f"the URL's host does not resolve ({host})") from exc
+        async with asyncio.timeout(DNS_TIMEOUT_S):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError as exc:
+        raise UnsafeURL(f"the URL's host is not a valid name ({host})") from exc
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_HOST:
+            raise UnsafeURL(f"the URL's host does not resolve ({host})") from exc
+        raise LookupFailed(f"could not look up {host} right now") from exc
+    except TimeoutError:
+        raise LookupFailed(f"looking up {host} timed out") from None
     addresses = []
     for _family, _type, _proto, _name, sockaddr in infos:
         address = parse_ip_literal(str(sockaddr[0]))
@@ -181,7 +200,10 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 async def check_url(url: str, allow_loopback: bool = False) -> None:
-    """Refuse (UnsafeURL) a URL that is not http(s) or whose host resolves to a non-public address."""
+    """Refuse (UnsafeURL) a URL that is not http(s) or whose host resolves to a non-public address.
+
+    Raises LookupFailed (an OSError) when DNS cannot answer right now.
+    """
     parsed = check_url_syntax(url, allow_loopback)
     host = parsed.host
     assert host is not None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -267,6 +269,16 @@ async def test_unsafe_callback_url_gets_400_unsafe_url(start_api: ApiFactory, ur
     api = await start_api(allow_loopback_urls=False)
     status, body = await api.post_json({"video_url": VIDEO_URL, "callback_url": url})
     assert status == 400 and body["error"]["code"] == "unsafe_url"
+    assert await _all_jobs(api) == []
+
+
+async def test_dns_outage_answers_503_try_again(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def dns_down(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_AGAIN, "temporary failure in name resolution")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", dns_down)
+    status, body = await api.post_json({"video_url": "https://videos.example.com/a.mp4"})
+    assert status == 503 and body["error"]["code"] == "dns_unavailable"
     assert await _all_jobs(api) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -214,3 +215,18 @@ async def test_fetch_to_storage_streams_the_body_and_keeps_the_limit(
             settings, storage, f"{origin}/final", "inputs/y/a.mp4", max_bytes=1000
         )
     assert not await storage.exists("inputs/y/a.mp4")
+
+
+@pytest.mark.parametrize(
+    ("errno", "expected"),
+    [(socket.EAI_NONAME, UnsafeURL), (socket.EAI_AGAIN, safe_http.LookupFailed)],
+)
+async def test_missing_names_are_refused_and_dns_outages_are_temporary(
+    monkeypatch: pytest.MonkeyPatch, errno: int, expected: type[Exception]
+) -> None:
+    async def failing_lookup(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(errno, "lookup failed")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", failing_lookup)
+    with pytest.raises(expected):
+        await check_url("https://videos.example.com/a.mp4")
