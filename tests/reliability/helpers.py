@@ -201,6 +201,7 @@ async def run_worker_until(
     Not burst mode: a killed worker leaves its arq entry "in progress" until arq's own
     timeout, which a burst worker would wait for.
     """
+    from core import worker as worker_module
     from core.worker import build_worker
     from tests.pipeline.conftest import FAST
 
@@ -208,6 +209,8 @@ async def run_worker_until(
     worker = build_worker(
         deps.settings, deps=deps, poll_delay=0.05, handle_signals=False, **options
     )
+    # a busy worker re-queues a run for 3 s later; tests want the other worker to take it now
+    busy_retry, worker_module.BUSY_RETRY_S = worker_module.BUSY_RETRY_S, 0.05
     task = asyncio.create_task(worker.async_run())
     try:
         return await wait_for(check, timeout_s, "the worker to finish the work")
@@ -215,5 +218,7 @@ async def run_worker_until(
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
-        with contextlib.suppress(Exception):
+        worker_module.BUSY_RETRY_S = busy_retry
+        # close() gathers the job tasks cancelled above, so it re-raises their cancellation
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await worker.close()
