@@ -92,6 +92,24 @@ def http_error(
     )
 
 
+def bad_request(
+    code: str, message: str, cls: type[web.HTTPException] = web.HTTPBadRequest
+) -> web.HTTPException:
+    """A 400 (or `cls`) with our JSON body, for a handler to raise."""
+    return http_error(cls, code, message)
+
+
+def too_large(limit: int, what: str = "the request body") -> web.HTTPException:
+    """A 413 too_large with our JSON body."""
+    return http_error(
+        web.HTTPRequestEntityTooLarge,
+        "too_large",
+        f"{what} is larger than {limit} bytes",
+        max_size=limit,
+        actual_size=limit + 1,
+    )
+
+
 def status_for(exc: BlankLogoError) -> int:
     """The HTTP status of one of our exceptions."""
     if isinstance(exc, VideoTooLarge):

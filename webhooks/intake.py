@@ -20,96 +20,46 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
-from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from core import intake as intake_service
 from core.delivery import schedule_delivery
 from core.deps import Deps
-from core.errors import NotAVideo, VideoTooLarge
 from core.jobs import Job, JobState, NewJob, Source, new_job_id
 from gpu.regions import parse_region
 from webhooks.auth import Client, authenticate
-from webhooks.errors import http_error
+from webhooks.errors import bad_request, http_error, too_large
 from webhooks.safe_http import LookupFailed, check_url
 from webhooks.server import DEPS_KEY
+from webhooks.uploads import discard, receive_upload
 
 logger = logging.getLogger(__name__)
 
 JSON_MAX_BYTES = 64 * 1024
-FIELD_MAX_BYTES = 16 * 1024
 METADATA_MAX_BYTES = 8 * 1024
 IDEMPOTENCY_KEY_MAX = 200
-SNIFF_BYTES = 512
 CHUNK_BYTES = 256 * 1024
 #: a replayed webhook-id is answered from Redis for this long (2 × the ±5 min window)
 REPLAY_TTL_S = 600
 RESULT_LINK_TTL_S = 3600
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
-
-
-# ---------------------------------------------------------------- is it a video?
-
-
-def looks_like_video(head: bytes) -> bool:
-    """Whether the first bytes of a file are those of a video container we can decode."""
-    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
-        return True  # MP4 / MOV / 3GP / M4V
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return True  # Matroska / WebM (EBML)
-    if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX"):
-        return True
-    if head.startswith((b"FLV\x01", b"OggS", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
-        return True  # FLV, Ogg, MPEG program stream, MPEG video
-    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return True  # ASF / WMV
-    # MPEG transport stream: a sync byte every 188 bytes
-    return len(head) >= 377 and head[0] == head[188] == head[376] == 0x47
-
-
-def safe_filename(name: str | None) -> str:
-    """A storage-safe version of the uploaded file's name."""
-    # some clients (aiohttp among them) percent-encode the name in Content-Disposition
-    base = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = _SAFE_NAME.sub("_", base).strip("._")[:100]
-    return cleaned or "upload.mp4"
 
 
 # ---------------------------------------------------------------- small helpers
 
 
-def _bad(code: str, message: str, cls: type[web.HTTPException] = web.HTTPBadRequest) -> Exception:
-    return http_error(cls, code, message)
-
-
-def _too_large(limit: int, what: str = "the request body") -> Exception:
-    return http_error(
-        web.HTTPRequestEntityTooLarge,
-        "too_large",
-        f"{what} is larger than {limit} bytes",
-        max_size=limit,
-        actual_size=limit + 1,
-    )
-
-
-def _mb(limit_bytes: int) -> str:
-    return f"{limit_bytes // (1024 * 1024)} MB"
-
-
 async def _read_capped(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     body = bytearray()
     async for chunk in request.content.iter_chunked(CHUNK_BYTES):
         body += chunk
         if len(body) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
     return bytes(body)
 
 
@@ -194,7 +144,7 @@ def _authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.St
 async def _own_job(deps: Deps, client: Client, job_id: str) -> Job:
     job = await deps.store.get(job_id) if len(job_id) <= 64 else None
     if job is None or job.source != Source.WEBHOOK or job.requester != client.requester:
-        raise _bad("not_found", "no such job", web.HTTPNotFound)
+        raise bad_request("not_found", "no such job", web.HTTPNotFound)
     return job
 
 
@@ -218,7 +168,7 @@ def _optional_str(payload: dict[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _bad("invalid_field", f"{name} must be a string")
+        raise bad_request("invalid_field", f"{name} must be a string")
     return value
 
 
@@ -226,9 +176,11 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _bad("invalid_field", "metadata must be a JSON object")
+        raise bad_request("invalid_field", "metadata must be a JSON object")
     if len(json.dumps(value)) > METADATA_MAX_BYTES:
-        raise _bad("invalid_field", f"metadata must be at most {METADATA_MAX_BYTES} bytes of JSON")
+        raise bad_request(
+            "invalid_field", f"metadata must be at most {METADATA_MAX_BYTES} bytes of JSON"
+        )
     return value
 
 
@@ -245,7 +197,7 @@ async def _options(deps: Deps, payload: dict[str, Any]) -> tuple[dict[str, Any],
 def _idempotency_key(request: web.Request, client: Client) -> str | None:
     header = request.headers.get("Idempotency-Key")
     if header is not None and not _IDEMPOTENCY_KEY.fullmatch(header):
-        raise _bad(
+        raise bad_request(
             "invalid_header",
             f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters",
         )
@@ -316,14 +268,16 @@ async def _create_from_json(
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise _bad("malformed_json", "the body is not valid JSON") from None
+        raise bad_request("malformed_json", "the body is not valid JSON") from None
     if not isinstance(payload, dict):
-        raise _bad("invalid_body", "the body must be a JSON object")
+        raise bad_request("invalid_body", "the body must be a JSON object")
     video_url = payload.get("video_url")
     if video_url is None or video_url == "":
-        raise _bad("missing_field", "video_url is required (or upload the file as multipart)")
+        raise bad_request(
+            "missing_field", "video_url is required (or upload the file as multipart)"
+        )
     if not isinstance(video_url, str):
-        raise _bad("invalid_field", "video_url must be a string")
+        raise bad_request("invalid_field", "video_url must be a string")
     await _check_user_url(deps, video_url)
     reply_to, options = await _options(deps, payload)
     new = NewJob(
@@ -340,164 +294,22 @@ async def _create_from_json(
 # ---------------------------------------------------------------- POST /v1/jobs (multipart)
 
 
-class _HashingStream:
-    """The request body as the multipart parser reads it, fed to a signature check on the way.
-
-    Data the parser pushes back (`unread_data`) is kept here so it is hashed only once.
-    """
-
-    def __init__(self, inner: Any, client: Client) -> None:
-        self._inner = inner
-        self._client = client
-        self._back = b""
-
-    def _seen(self, data: bytes) -> bytes:
-        if self._client.pending is not None:
-            self._client.pending.update(data)
-        return data
-
-    async def read(self, n: int = -1) -> bytes:
-        if self._back:
-            if n < 0 or n >= len(self._back):
-                data, self._back = self._back, b""
-            else:
-                data, self._back = self._back[:n], self._back[n:]
-            return data
-        return self._seen(await self._inner.read(n))
-
-    async def readline(self, *, max_line_length: int | None = None) -> bytes:
-        head = b""
-        if self._back:
-            index = self._back.find(b"\n")
-            if index >= 0:
-                line, self._back = self._back[: index + 1], self._back[index + 1 :]
-                return line
-            head, self._back = self._back, b""
-        kwargs = {} if max_line_length is None else {"max_line_length": max_line_length}
-        return head + self._seen(await self._inner.readline(**kwargs))
-
-    def at_eof(self) -> bool:
-        return not self._back and self._inner.at_eof()
-
-    def unread_data(self, data: bytes) -> None:
-        self._back = data + self._back
-
-    async def drain(self, limit: int) -> None:
-        """Read (and hash) whatever follows the last part, up to `limit` bytes."""
-        total = 0
-        while chunk := await self.read(CHUNK_BYTES):
-            total += len(chunk)
-            if total > limit:
-                raise _too_large(limit, "the multipart epilogue")
-
-
-async def _read_field(part: BodyPartReader) -> str:
-    data = bytearray()
-    while chunk := await _read_chunk(part, 8192):
-        data += chunk
-        if len(data) > FIELD_MAX_BYTES:
-            raise _too_large(FIELD_MAX_BYTES, f"the field {part.name!r}")
-    try:
-        return data.decode(part.get_charset("utf-8"))
-    except (LookupError, UnicodeDecodeError):
-        raise _bad("invalid_field", f"the field {part.name!r} is not valid text") from None
-
-
-async def _store_upload(deps: Deps, part: BodyPartReader, key: str) -> int:
-    """Stream the file part into storage; NotAVideo / VideoTooLarge leave nothing stored."""
-    limit = deps.settings.max_upload_bytes
-    head = b""
-    while len(head) < SNIFF_BYTES and (chunk := await _read_chunk(part, SNIFF_BYTES)):
-        head += chunk
-    if not head:
-        raise NotAVideo("the uploaded file is empty")
-    if not looks_like_video(head):
-        raise NotAVideo("the uploaded file is not a video (MP4, MOV, WebM, MKV, AVI...)")
-    if len(head) > limit:
-        raise VideoTooLarge(f"the video is larger than the {_mb(limit)} limit")
-
-    async def chunks() -> AsyncIterator[bytes]:
-        size = len(head)
-        yield head
-        while chunk := await _read_chunk(part, CHUNK_BYTES):
-            size += len(chunk)
-            if size > limit:
-                raise VideoTooLarge(f"the video is larger than the {_mb(limit)} limit")
-            yield chunk
-
-    content_type = part.headers.get("Content-Type", "application/octet-stream")
-    try:
-        return await deps.storage.put_stream(
-            key, chunks(), content_type=content_type, max_bytes=limit
-        )
-    except BaseException:
-        await _discard(deps, key)
-        raise
-
-
-async def _discard(deps: Deps, key: str) -> None:
-    try:
-        await deps.storage.delete(key)
-    except Exception as exc:  # noqa: BLE001 - the expiry sweep removes it later
-        logger.warning("could not remove %s after a failed upload: %s", key, exc.__class__.__name__)
-
-
-async def _next_part(reader: MultipartReader) -> Any:
-    try:
-        return await reader.next()
-    except (ValueError, HttpProcessingError):  # aiohttp's words for a broken multipart body
-        raise _bad("invalid_body", "the multipart body is malformed") from None
-
-
-async def _read_chunk(part: BodyPartReader, size: int) -> bytes:
-    try:
-        return await part.read_chunk(size)
-    except (ValueError, HttpProcessingError):
-        raise _bad("invalid_body", "the multipart body is malformed") from None
-
-
 async def _create_from_upload(
     request: web.Request, deps: Deps, client: Client, idempotency_key: str | None
 ) -> web.Response:
-    limit = deps.settings.max_upload_bytes
-    if request.content_length is not None and request.content_length > limit + 1024 * 1024:
-        raise VideoTooLarge(f"the video is larger than the {_mb(limit)} limit")
-    stream = _HashingStream(request.content, client)
-    try:
-        reader = MultipartReader(request.headers, stream)  # type: ignore[arg-type]
-    except (ValueError, AssertionError, KeyError):  # no or bad boundary parameter
-        raise _bad("invalid_body", "multipart/form-data needs a valid boundary") from None
     job_id = new_job_id()
-    fields: dict[str, Any] = {}
-    key: str | None = None
-    filename = size = None
+    upload = await receive_upload(request, deps, client, job_id)
     try:
-        while (part := await _next_part(reader)) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise _bad("invalid_body", "nested multipart bodies are not accepted")
-            if part.name == "file":
-                if key is not None:
-                    raise _bad("invalid_body", "send one file per request")
-                filename = safe_filename(part.filename)
-                key = f"inputs/{job_id}/{filename}"
-                size = await _store_upload(deps, part, key)
-            elif part.name in ("callback_url", "region", "metadata"):
-                fields[part.name] = await _read_field(part)
-            else:
-                await _read_field(part)  # unknown fields are read and ignored
-        await stream.drain(FIELD_MAX_BYTES)
-        client.check_signature()
-        if key is None:
-            raise _bad("missing_field", "the multipart body needs a 'file' field with the video")
         replayed = await _replayed_job(deps, client)
         if replayed is not None:
-            await _discard(deps, key)
+            await discard(deps, upload.key)
             return await _replay_response(deps, replayed)
+        fields: dict[str, Any] = dict(upload.fields)
         if "metadata" in fields:
             try:
                 fields["metadata"] = json.loads(fields["metadata"])
             except ValueError:
-                raise _bad("invalid_field", "metadata must be a JSON object") from None
+                raise bad_request("invalid_field", "metadata must be a JSON object") from None
         reply_to, options = await _options(deps, fields)
         new = NewJob(
             id=job_id,
@@ -505,19 +317,18 @@ async def _create_from_upload(
             requester=client.requester,
             reply_to=reply_to,
             options=options,
-            input_key=key,
-            input_filename=filename,
-            input_size_bytes=size,
+            input_key=upload.key,
+            input_filename=upload.filename,
+            input_size_bytes=upload.size,
             idempotency_key=idempotency_key,
             max_attempts=deps.settings.max_attempts,
         )
         accepted = await intake_service.accept(deps, new)
     except BaseException:
-        if key is not None:
-            await _discard(deps, key)
+        await discard(deps, upload.key)
         raise
     if not accepted.created:
-        await _discard(deps, key)  # the first job has its own copy
+        await discard(deps, upload.key)  # the first job has its own copy
     await _remember_message(deps, client, accepted.job)
     return _accepted_response(deps, accepted.job, accepted.position, accepted.created)
 
@@ -533,7 +344,7 @@ async def create_job(request: web.Request, deps: Deps, client: Client) -> web.St
         return await _create_from_json(request, deps, client, idempotency_key)
     if request.content_type == "multipart/form-data":
         return await _create_from_upload(request, deps, client, idempotency_key)
-    raise _bad(
+    raise bad_request(
         "unsupported_media_type",
         "send application/json with a video_url, or multipart/form-data with a file",
         web.HTTPUnsupportedMediaType,
@@ -559,15 +370,15 @@ async def get_result(request: web.Request, deps: Deps, client: Client) -> web.St
     await _verify_small_body(request, client)
     job = await _own_job(deps, client, request.match_info["id"])
     if job.status in (JobState.QUEUED, JobState.PROCESSING):
-        raise _bad(
+        raise bad_request(
             "not_finished", f"the job is {job.status.value}; try again later", web.HTTPConflict
         )
     if job.status == JobState.FAILED:
-        raise _bad("job_failed", job.error_message or "the job failed", web.HTTPConflict)
+        raise bad_request("job_failed", job.error_message or "the job failed", web.HTTPConflict)
     if job.status == JobState.CANCELLED:
-        raise _bad("job_cancelled", "the job was cancelled", web.HTTPConflict)
+        raise bad_request("job_cancelled", "the job was cancelled", web.HTTPConflict)
     if job.output_key is None:
-        raise _bad("result_expired", "the result has expired and was deleted", web.HTTPGone)
+        raise bad_request("result_expired", "the result has expired and was deleted", web.HTTPGone)
     url = await deps.storage.signed_url(job.output_key, expires_in=RESULT_LINK_TTL_S)
     raise web.HTTPFound(url, headers={"Cache-Control": "no-store"})
 
@@ -587,7 +398,7 @@ async def cancel_job(request: web.Request, deps: Deps, client: Client) -> web.St
         )
     if moved is None:
         current = await deps.store.get(job.id) or job
-        raise _bad(
+        raise bad_request(
             "already_ended", f"the job has already ended ({current.status.value})", web.HTTPConflict
         )
     logger.info("job %s cancelled by %s", moved.id, client.requester)
