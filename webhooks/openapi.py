@@ -30,6 +30,7 @@ ERROR_CODES = [
     "job_failed",
     "job_cancelled",
     "already_ended",
+    "illegal_transition",
     "result_expired",
     "too_large",
     "unsupported_media_type",
