@@ -61,26 +61,61 @@ class Case:
     detection: dict[str, float] = field(default_factory=dict)
 
 
-def run_engine(src: Path, dst: Path, region: str) -> tuple[dict, float, int]:
-    """Run the engine in a child process; (report, wall seconds, peak RSS bytes of it + ffmpeg)."""
-    code = (
-        "import json,resource,sys;from gpu.engine import process;"
-        f"r=process({str(src)!r},{str(dst)!r},{{'region':{region!r}}});"
-        "s=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;c=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
-        "print(json.dumps({'report':r,'self':s,'children':c}))"
-    )
+def _tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int(fields[21]) * 4096
+        except (OSError, ValueError, IndexError):
+            continue
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[str, float, int]:
+    """Run a command; (stdout, wall seconds, peak resident bytes of its whole process tree)."""
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    wall = time.monotonic() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.05)
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-2000:])
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return data["report"], wall, (data["self"] + data["children"]) * 1024
+        raise RuntimeError(err[-2000:])
+    return out, time.monotonic() - t0, peak
+
+
+def run_engine(src: Path, dst: Path, region: str) -> tuple[dict, float, int]:
+    """Run the engine in a child process; (report, wall seconds, peak RSS of it + its ffmpegs)."""
+    code = (
+        "import json;from gpu.engine import process;"
+        f"print(json.dumps(process({str(src)!r},{str(dst)!r},{{'region':{region!r}}})))"
+    )
+    out, wall, peak = run_measured(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]
+    )
+    return json.loads(out.strip().splitlines()[-1]), wall, peak
+
+
+def run_plain(src: Path, dst: Path, enc: EncoderSettings) -> tuple[float, int]:
+    """The plain re-encode with the engine's settings: (wall seconds, peak RSS bytes)."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-map", "0:v:0", "-map", "0:a?"]
+    cmd += ["-c:v", "libx264", "-preset", enc.preset, "-crf", str(enc.crf), "-pix_fmt", "yuv420p"]
+    cmd += ["-c:a", "copy", "-movflags", "+faststart", str(dst)]
+    _out, wall, peak = run_measured(cmd)
+    return wall, peak
 
 
 def run_engine_here(src: Path, dst: Path, region: str) -> tuple[dict, float]:
@@ -90,20 +125,6 @@ def run_engine_here(src: Path, dst: Path, region: str) -> tuple[dict, float]:
     t0 = time.monotonic()
     report = process(src, dst, {"region": region})
     return report, time.monotonic() - t0
-
-
-def run_plain(src: Path, dst: Path, enc: EncoderSettings) -> tuple[float, int]:
-    """The plain re-encode with the engine's settings: (wall seconds, peak RSS bytes)."""
-    code = (
-        "import resource,subprocess,sys;"
-        f"subprocess.run({[ffmpeg_exe(), '-v', 'error', '-y', '-i', str(src), '-map', '0:v:0', '-map', '0:a?', '-c:v', 'libx264', '-preset', enc.preset, '-crf', str(enc.crf), '-pix_fmt', 'yuv420p', '-c:a', 'copy', '-movflags', '+faststart', str(dst)]!r},check=True);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    t0 = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    return time.monotonic() - t0, int(out.strip()) * 1024
 
 
 def decode_rgb(path: Path, n: int) -> np.ndarray:
@@ -212,9 +233,10 @@ def oracle(frames: np.ndarray, marks: list[Mark]) -> np.ndarray:
     for i, f in enumerate(out):
         alpha, colour = truth_alpha(marks, i, *f.shape[:2])
         a = alpha[..., None]
-        inv = (f.astype(np.float32) - a * colour) / np.maximum(1 - a, 1e-3)
+        inv = (f.astype(np.float32) - a * colour) / np.maximum(1 - a, 0.15)
         res = np.clip(inv + 0.5, 0, 255).astype(np.uint8)
-        opaque = (alpha > 0.95).astype(np.uint8)
+        # invert where the blend is invertible (α ≤ 0.85, as the engine does); inpaint the rest
+        opaque = (alpha > 0.85).astype(np.uint8)
         if opaque.any():
             res = cv2.inpaint(res, opaque, 3, cv2.INPAINT_TELEA)
         out[i] = res
@@ -314,6 +336,8 @@ def main() -> int:
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--cases", default="", help="only cases whose name contains this text")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed and memory runs")
     args = parser.parse_args()
     enc = EncoderSettings()
     rows = []
@@ -321,6 +345,8 @@ def main() -> int:
         tmp = Path(tmp_name)
         cache: dict[tuple[str, int], tuple[np.ndarray, float]] = {}
         for name, clip, spec, op, n in build_cases(args.data, args.quick):
+            if args.cases not in name:
+                continue
             if (clip, n) not in cache:
                 cache[(clip, n)] = read_rgb(args.data / "videos" / CLIPS[clip], max_frames=n)
             clean, fps = cache[(clip, n)]
@@ -359,7 +385,7 @@ def main() -> int:
                 }
             )
             print(f"  {name}: done in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-        speed = speed_and_memory(args.data, tmp, enc, args.quick)
+        speed = {} if args.no_speed else speed_and_memory(args.data, tmp, enc, args.quick)
     print_table(rows, speed)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "speed": speed}, indent=1, default=float))
@@ -439,6 +465,17 @@ def print_table(rows: list[dict], speed: dict) -> None:
             )
             checks["flicker"].append(best["flicker"] <= 1.2 * best["flicker_clean"])
     print()
+    if not speed:
+        speed = {
+            "engine_inner": float("nan"),
+            "plain_wall": 1.0,
+            "engine_wall": float("nan"),
+            "frames": 0,
+            "timings": {},
+            "engine_mem": 1.0,
+            "engine_mem_4x": float("nan"),
+            "plain_mem": 0.0,
+        }
     ratio = speed["engine_inner"] / speed["plain_wall"]
     ratio_cold = speed["engine_wall"] / speed["plain_wall"]
     mem_ratio = speed["engine_mem_4x"] / speed["engine_mem"]

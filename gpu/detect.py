@@ -362,19 +362,43 @@ def _refine(
     pad = 2 * factor + 2
     x0, y0 = max(0, x * factor - pad), max(0, y * factor - pad)
     x1, y1 = min(w, (x + bw) * factor + pad), min(h, (y + bh) * factor + pad)
-    crop = full[:, y0:y1, x0:x1].astype(np.float32)
-    edges, _ = persistent_edges(crop, gradient_magnitude(crop))
-    if not edges.any():
+    mask = mark_mask_in_box(full, Box(x0, y0, x1 - x0, y1 - y0))
+    if not mask.any():
         return None, np.zeros((0, 0), bool)
-    k = max(3, (3 * factor) | 1)
-    mask = cv2.morphologyEx(
-        edges.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8)
-    ).astype(bool)
-    mask = _fill_holes(mask)
-    mask = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     ys_, xs_ = np.nonzero(mask)
     bx0, by0, bx1, by1 = xs_.min(), ys_.min(), xs_.max() + 1, ys_.max() + 1
     return Box(x0 + int(bx0), y0 + int(by0), int(bx1 - bx0), int(by1 - by0)), mask[by0:by1, bx0:bx1]
+
+
+def mark_mask_in_box(ys: np.ndarray, box: Box) -> np.ndarray:
+    """Pixels of a box that belong to the mark, as a (box.h, box.w) mask.
+
+    Two fingerprints, either suffices: persistent overlay structure (its strokes and what
+    they enclose), and a picture whose changes are damped against those around the box
+    (changes pass through a blend scaled by 1−α).
+    """
+    crop = ys[:, box.y : box.y + box.h, box.x : box.x + box.w].astype(np.float32)
+    mean = crop.mean(0)
+    strength = gradient_magnitude(mean)
+    coherence = strength / (gradient_magnitude(crop).mean(0) + 1.0)
+    edges = (strength > EDGE_THRESHOLD) & (coherence > 0.35)
+    k = max(5, (min(box.w, box.h) // 12) | 1)
+    shaped = cv2.morphologyEx(edges.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    mask = _fill_holes(shaped.astype(bool))
+    std = torch.from_numpy(np.ascontiguousarray(crop.std(0)))
+    ring = np.zeros_like(mask)
+    ring[:2, :] = ring[-2:, :] = ring[:, :2] = ring[:, -2:] = True
+    ring &= ~mask
+    if ring.any():
+        around = push_pull(std[None, None], torch.from_numpy(ring).float()[None, None])[
+            0, 0
+        ].numpy()
+        damped = (around > 2 * MOTION_STD) & (std.numpy() < 0.85 * around)
+        damped = cv2.morphologyEx(
+            damped.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
+        )
+        mask |= damped.astype(bool)
+    return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
 
 
 def _split_by_presence(track: Detection, grads: np.ndarray, factor: int) -> list[Detection]:

@@ -85,14 +85,25 @@ def estimate_matte(
     fs = [fy, _up(fu, (h, w)), _up(fv, (h, w))]
     sff = torch.zeros((h, w), device=device)
     sjf = torch.zeros((h, w), device=device)
+    sjj = torch.zeros((h, w), device=device)
     for j, f in zip(js, fs, strict=True):
         jc = j - j.mean(0)
         fc = f - f.mean(0)
         sff += (fc * fc).mean(0)
         sjf += (jc * fc).mean(0)
+        sjj += (jc * jc).mean(0)
     slope = sjf / sff.clamp(min=1e-3)
     alpha_t = (1.0 - slope).clamp(0, 1)
-    confidence = sff / (sff + STATIC_VARIANCE)
+    # the slope only means 1−α where the fill predicts the picture's changes well; elsewhere
+    # (a wide hole) compare the amount of change with that around the mark, which varies
+    # smoothly in space even where the picture does not: inside, it is scaled by 1−α
+    corr = sjf / (sjj * sff).sqrt().clamp(min=1e-3)
+    around = push_pull(sjj.sqrt()[None, None], known)[0, 0]
+    alpha_v = (1.0 - sjj.sqrt() / around.clamp(min=1e-3)).clamp(0, 1)
+    trust_slope = ((corr - 0.5) / 0.4).clamp(0, 1)
+    alpha_t = trust_slope * alpha_t + (1 - trust_slope) * alpha_v
+    variation = around.pow(2)
+    confidence = variation / (variation + STATIC_VARIANCE)
 
     # level shift against the fill, and α from it for a white or black mark
     shift = [(j - f).median(0).values for j, f in zip(js, fs, strict=True)]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu.detect import Detection, detect_marks
+from gpu.detect import Detection, detect_marks, mark_mask_in_box
 from gpu.matting import estimate_matte
 from gpu.probe import VideoInfo
 from gpu.regions import Box
@@ -45,7 +45,10 @@ def plan_marks(
     ys, us, vs = samples.planes()
     fps = fmt.fps or info.fps or 1.0
     if explicit is not None:
-        mask = np.ones((explicit.h, explicit.w), dtype=bool)
+        mask = mark_mask_in_box(ys, explicit)
+        whole_box = mask.mean() < EXPLICIT_MIN_MARKED
+        if whole_box:
+            mask = np.ones((explicit.h, explicit.w), dtype=bool)
         detections = [
             Detection(box=explicit, mask=mask, first_sample=0, last_sample=len(ys) - 1, score=1.0)
         ]
@@ -58,9 +61,6 @@ def plan_marks(
         support = np.zeros((crop.h, crop.w), dtype=bool)
         oy, ox = det.box.y - crop.y, det.box.x - crop.x
         support[oy : oy + det.box.h, ox : ox + det.box.w] = det.mask
-        if explicit is not None:
-            support[:] = False
-            support[oy : oy + det.box.h, ox : ox + det.box.w] = True
         sl = slice(det.first_sample, det.last_sample + 1)
         cy, cx = slice(crop.y, crop.y + crop.h), slice(crop.x, crop.x + crop.w)
         cyc, cxc = (
@@ -77,8 +77,8 @@ def plan_marks(
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
-        if explicit is not None and (alpha_y > 0.1).mean() < EXPLICIT_MIN_MARKED * support.mean():
-            # the user says a mark is there but the clip shows none: fill the whole box
+        if explicit is not None and whole_box:
+            # the user says a mark is there but the clip shows no overlay: fill the whole box
             alpha_y = support.astype(np.float32)
             alpha_c = alpha_y[::2, ::2].copy()
             method = "inpaint"
