@@ -267,7 +267,7 @@ async def _create_from_json(
         return await _replay_response(deps, replayed)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting bombs
         raise bad_request("malformed_json", "the body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise bad_request("invalid_body", "the body must be a JSON object")
@@ -308,7 +308,7 @@ async def _create_from_upload(
         if "metadata" in fields:
             try:
                 fields["metadata"] = json.loads(fields["metadata"])
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise bad_request("invalid_field", "metadata must be a JSON object") from None
         reply_to, options = await _options(deps, fields)
         new = NewJob(
