@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 import time
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: how soon a run waits to be picked again when this worker's engine slots are all busy
 BUSY_RETRY_S = 3.0
+#: how soon a run is tried again when the database did not answer
+STORE_RETRY_S = 15.0
 PRESENCE_EVERY_S = 10.0
 
 
@@ -50,6 +53,11 @@ async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
             return await processing.run_job(
                 ctx["deps"], job_id, int(attempt), owner=ctx["owner"], policy=ctx["policy"]
             )
+        except StoreError as exc:
+            # the database is away: try this run again later (a claimed job keeps its lease,
+            # so the reaper returns it if we never get back to it)
+            logger.warning("job %s: database unavailable (%s); run %s later", job_id, exc, attempt)
+            raise Retry(defer=STORE_RETRY_S) from exc
         finally:
             ctx["running"] -= 1
             await asyncio.shield(_publish_heartbeat(ctx))
@@ -207,6 +215,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--burst", action="store_true", help="stop once the queue is empty (for scripts)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="videos this process works on at once (default: 1 with the local engine, 10 with Modal)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,12 +233,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    asyncio.run(_serve(settings, burst=args.burst))
+    policy = Policy.from_settings(settings)
+    if args.jobs:
+        policy = dataclasses.replace(policy, max_concurrent_runs=max(1, args.jobs))
+    asyncio.run(_serve(settings, policy, burst=args.burst))
     return 0
 
 
-async def _serve(settings: Settings, *, burst: bool) -> None:
-    worker = build_worker(settings, burst=burst)
+async def _serve(settings: Settings, policy: Policy, *, burst: bool) -> None:
+    worker = build_worker(settings, policy=policy, burst=burst)
     try:
         await worker.async_run()
     except asyncio.CancelledError:
