@@ -291,6 +291,7 @@ async def _complete(
         processing_time_ms=int(elapsed * 1000),
         report=result.report,
         error_message=None,
+        **_facts_from_report(result.report),
         **tracker.extra_fields,
     )
     if done is None:
@@ -298,6 +299,14 @@ async def _complete(
     logger.info("job %s ● completed in %.1fs (%s)", job.id, elapsed, job.source.value)
     await schedule_delivery(deps, job.id)
     return "completed"
+
+
+def _facts_from_report(report: dict[str, Any]) -> dict[str, Any]:
+    """Columns the engine's report fills in: the video's duration."""
+    duration = report.get("duration_s")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        return {"input_duration_sec": float(duration)}
+    return {}
 
 
 async def _fail(

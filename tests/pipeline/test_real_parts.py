@@ -39,6 +39,7 @@ async def test_a_real_clip_goes_through_worker_and_real_engine(
         await deps.storage.get_file(job.output_key or "", out)
         assert count_frames(out) == count_frames(small_clip)
         assert job.report is not None and "regions" in job.report
+        assert job.input_duration_sec is not None and 0.5 < job.input_duration_sec < 1.5
         assert notifier.delivered == [(job.id, "completed")]
     finally:
         await deps.close()
