@@ -90,8 +90,10 @@ async def reconcile_queue(deps: Deps) -> list[str]:
         attempt = job.attempts + 1
         if await deps.queue.holds(job.id, attempt):
             continue
-        await deps.queue.enqueue_run(job.id, attempt)
-        requeued.append(job.id)
+        if await deps.queue.enqueue_run(job.id, attempt):
+            requeued.append(job.id)
+        else:
+            logger.warning("job %s: arq refused run %d yet does not hold it", job.id, attempt)
     if requeued:
         logger.info("reconciler queued %d job(s) Redis had lost", len(requeued))
     return requeued
