@@ -8,6 +8,7 @@
     ├── StorageError             the file store failed (temporary)
     ├── QueueError               Redis / arq failed (temporary)
     ├── UnsafeURL                an outbound URL points somewhere we never go
+    ├── DownloadFailed           a video URL cannot be read right now (temporary)
     ├── InputError               the user's input is unusable (permanent, never retried)
     │   ├── NotAVideo            not a video, truncated, no video stream
     │   ├── VideoTooLarge        bytes, dimensions or duration beyond the limits
@@ -61,6 +62,13 @@ class QueueError(BlankLogoError):
 
 class UnsafeURL(BlankLogoError):
     code = "unsafe_url"
+
+
+class DownloadFailed(BlankLogoError):
+    """The video URL could not be read right now (network, timeout, server error); retried."""
+
+    code = "download_failed"
+    temporary = True
 
 
 class InputError(BlankLogoError):

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from core.errors import BlankLogoError, InputError, NotAVideo, VideoTooLarge
+from core.errors import DownloadFailed, InputError, NotAVideo, VideoTooLarge
 from core.ports import Storage
 from core.settings import Settings
 from webhooks import safe_http
@@ -24,13 +24,6 @@ SNIFF_BYTES = 512
 _TEMPORARY_STATUSES = frozenset({408, 425, 429})
 _NOT_VIDEO_TYPES = ("text/", "application/json", "application/xml", "image/", "application/pdf")
 _NOT_VIDEO_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"%PDF", b"PK\x03\x04", b"GIF8")
-
-
-class DownloadFailed(BlankLogoError):
-    """The video URL could not be read right now (network, timeout, server error); retried."""
-
-    code = "download_failed"
-    temporary = True
 
 
 def looks_like_video_type(content_type: str | None) -> bool:

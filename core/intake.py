@@ -18,9 +18,6 @@ from core.jobs import Job, JobState, NewJob
 
 logger = logging.getLogger(__name__)
 
-#: how many queued jobs `queue_position` looks at before it stops counting exactly
-POSITION_SCAN_LIMIT = 1000
-
 
 @dataclass(frozen=True)
 class Accepted:
@@ -55,14 +52,8 @@ async def _ensure_queued(deps: Deps, job: Job, created: bool) -> None:
 
 async def queue_position(deps: Deps, job: Job) -> int:
     """1 + the number of queued jobs created before this one; 0 when it is not queued."""
-    if job.status != JobState.QUEUED:
-        return 0
     try:
-        queued = await deps.store.list_jobs(states=[JobState.QUEUED], limit=POSITION_SCAN_LIMIT)
+        return await deps.store.queue_position(job)
     except StoreError as exc:
         logger.warning("queue position of job %s unknown: %s", job.id, exc)
         return 0
-    for index, other in enumerate(queued):
-        if other.id == job.id:
-            return index + 1
-    return sum(1 for other in queued if other.created_at <= job.created_at) + 1

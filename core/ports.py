@@ -114,6 +114,9 @@ class JobStore(Protocol):
 
     async def queued_ids(self) -> list[str]: ...
 
+    async def queue_position(self, job: Job) -> int:
+        """1 + the number of queued jobs created before `job` (ties broken by id); 0 if not queued."""
+
     async def counts_by_state(self) -> Mapping[tuple[JobState, Source], int]:
         """Number of jobs per (state, source)."""
 

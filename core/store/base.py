@@ -217,6 +217,21 @@ class SqlJobStore(ABC):
         )
         return [r["id"] for r in await self._fetch(sql, q.params)]
 
+    async def queue_position(self, job: Job) -> int:
+        """1 + the number of queued jobs created before `job` (ties broken by id); 0 if not queued."""
+        if job.status != JobState.QUEUED:
+            return 0
+        q = Query(self.dialect)
+        queued = q.param(JobState.QUEUED.value)
+        created = q.param(job.created_at, "created_at")
+        same = q.param(job.created_at, "created_at")
+        sql = (
+            f"SELECT COUNT(*) AS n FROM bl_jobs WHERE status = {queued}"
+            f" AND (created_at < {created} OR (created_at = {same} AND id < {q.param(job.id)}))"
+        )
+        found = await self._fetch_one(sql, q.params)
+        return int(found["n"] if found else 0) + 1
+
     async def counts_by_state(self) -> Mapping[tuple[JobState, Source], int]:
         """Number of jobs per (state, source)."""
         found = await self._fetch(

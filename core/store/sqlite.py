@@ -92,6 +92,11 @@ class SqliteJobStore(SqlJobStore):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._guard() as conn:
+            if conn.in_transaction:
+                # a task cancelled while its BEGIN/COMMIT ran in aiosqlite's thread left it
+                # open; we hold the lock, so no live transaction of ours can be in it
+                log.warning("rolling back a transaction a cancelled task left open")
+                await conn.execute("ROLLBACK")
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

@@ -266,6 +266,23 @@ async def test_queued_ids_and_list_jobs_are_oldest_first(store: SqlJobStore, clo
     assert await store.list_jobs(states=[]) == []
 
 
+async def test_queue_position_counts_the_queued_jobs_ahead(
+    store: SqlJobStore, clock: Clock
+) -> None:
+    jobs = []
+    for n in range(4):
+        job, _ = await store.create(new_job(n))
+        jobs.append(job)
+        if n != 2:  # jobs 2 and 3 share a timestamp: the id breaks the tie
+            clock.advance(1)
+    await store.claim(jobs[0].id, "w", LEASE)
+    positions = [await store.queue_position(job) for job in jobs[1:]]
+    assert positions[0] == 1
+    assert sorted(positions[1:]) == [2, 3]
+    running = await store.get(jobs[0].id)
+    assert running is not None and await store.queue_position(running) == 0
+
+
 async def test_counts_by_state_groups_state_and_source(store: SqlJobStore) -> None:
     await store.create(new_job(1))
     await store.create(new_job(2))
