@@ -11,8 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
+from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from core.settings import Settings
 
@@ -28,9 +32,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run web + worker until Ctrl-C / SIGTERM."""
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
-    settings = Settings(**overrides)
+    settings = with_dev_api_key(Settings(**overrides))
     asyncio.run(serve(settings))
     return 0
+
+
+def dev_api_key_path(settings: Settings) -> Path:
+    return settings.data_dir / "dev_api_key"
+
+
+def with_dev_api_key(settings: Settings) -> Settings:
+    """When no intake credential is configured, give the dev server one kept in data_dir.
+
+    The intake API refuses every caller without API_KEYS or WEBHOOK_SECRET; a newcomer's
+    first `curl` should work, so dev makes a key once (mode 0600) and says where it is.
+    """
+    if settings.api_keys or settings.webhook_secret:
+        return settings
+    path = dev_api_key_path(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    key = SecretStr(path.read_text().strip())
+    return settings.model_copy(update={"api_keys": [key]})
 
 
 def channels_line(settings: Settings) -> str:
@@ -78,6 +103,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         port = _bound_port(runner, settings.port)
         print(f"BlankLogo is running at http://127.0.0.1:{port}", flush=True)
         print(channels_line(settings), flush=True)
+        key_file = dev_api_key_path(settings)
+        if key_file.exists():
+            print(
+                f'try it: curl -H "Authorization: Bearer $(cat {key_file})"'
+                f" -F file=@video.mp4 http://127.0.0.1:{port}/v1/jobs",
+                flush=True,
+            )
         print("press Ctrl-C to stop", flush=True)
         await _wait(stop, worker_task)
     finally:

@@ -53,12 +53,13 @@ async def test_build_registers_the_webhook_notifier_and_only_enabled_channels(
 async def test_dev_serves_web_and_worker_and_stops_cleanly(
     make_settings, small_clip: Path, capsys
 ) -> None:
-    from core.dev import serve
+    from core.dev import dev_api_key_path, serve, with_dev_api_key
 
     port = free_loopback_port()
-    settings: Settings = make_settings(
-        redis_url=None, host="127.0.0.1", port=port, api_keys="dev-key"
+    settings: Settings = with_dev_api_key(
+        make_settings(redis_url=None, host="127.0.0.1", port=port, allow_loopback_urls=False)
     )
+    key = dev_api_key_path(settings).read_text()
     stop = asyncio.Event()
     running = asyncio.create_task(serve(settings, stop=stop))
     try:
@@ -72,9 +73,27 @@ async def test_dev_serves_web_and_worker_and_stops_cleanly(
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("dev server never answered")
+            async with http.get(f"{base}/v1/jobs/nope") as answer:
+                assert answer.status == 401
+            bearer = {"Authorization": f"Bearer {key}"}
+            async with http.get(f"{base}/v1/jobs/nope", headers=bearer) as answer:
+                assert answer.status == 404
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)
     printed = capsys.readouterr().out
     assert f"BlankLogo is running at http://127.0.0.1:{port}" in printed
     assert "channels on: webhook API" in printed
+    assert "try it: curl" in printed and key not in printed
+
+
+def test_dev_keeps_one_private_api_key_unless_intake_credentials_are_set(make_settings) -> None:
+    from core.dev import dev_api_key_path, with_dev_api_key
+
+    first = with_dev_api_key(make_settings())
+    path = dev_api_key_path(first)
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = with_dev_api_key(make_settings())
+    assert [k.get_secret_value() for k in again.api_keys] == [path.read_text()]
+    configured = with_dev_api_key(make_settings(api_keys="mine"))
+    assert [k.get_secret_value() for k in configured.api_keys] == ["mine"]
