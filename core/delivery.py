@@ -2,7 +2,8 @@
 
 `store.claim_delivery` (delivered_at) guards against a second delivery even when a job ran
 twice. A DeliveryError releases the claim and queues another try after 30 s, 2 min, 10 min,
-1 h and 4 h (plus jitter); after the last one the delivery is given up, logged, and counted
+1 h and 4 h (plus jitter); after the last one the delivery is given up (the claim is kept, so
+delivered_at then means "settled"), logged, and counted
 in the Redis key `{redis_prefix}:delivery_failures` (an integer; see `failures_key`) for
 the ops reports. Every failed try is also counted per source for /metrics through
 `core.metrics.record_delivery_failure` (`{redis_prefix}:metrics:delivery_failures:{source}`).
@@ -96,22 +97,23 @@ async def _count_failure(deps: Deps, source: str) -> None:
 async def _try_later(
     deps: Deps, job_id: str, attempt: int, schedule: tuple[float, ...], reason: str
 ) -> str:
+    if attempt >= len(schedule):
+        # the claim stays: delivered_at then means "settled", so nothing retries it again
+        logger.warning("job %s ✉ delivery given up after %d tries: %s", job_id, attempt + 1, reason)
+        await deps.redis.incr(failures_key(deps.settings.redis_prefix))
+        return "given up"
     try:
         await deps.store.release_delivery(job_id)
     except StoreError as exc:
         logger.error("job %s: delivery claim not released (%s)", job_id, exc)
         return "failed; claim kept"
-    if attempt < len(schedule):
-        delay = backoff_delay(attempt, schedule)
-        logger.info(
-            "job %s ✉ delivery try %d failed (%s); next in %.0fs",
-            job_id,
-            attempt + 1,
-            reason,
-            delay,
-        )
-        await deps.queue.enqueue_delivery(job_id, attempt + 1, defer_s=delay)
-        return "retrying"
-    logger.warning("job %s ✉ delivery given up after %d tries: %s", job_id, attempt + 1, reason)
-    await deps.redis.incr(failures_key(deps.settings.redis_prefix))
-    return "given up"
+    delay = backoff_delay(attempt, schedule)
+    logger.info(
+        "job %s ✉ delivery try %d failed (%s); next in %.0fs",
+        job_id,
+        attempt + 1,
+        reason,
+        delay,
+    )
+    await deps.queue.enqueue_delivery(job_id, attempt + 1, defer_s=delay)
+    return "retrying"

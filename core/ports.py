@@ -97,6 +97,9 @@ class JobStore(Protocol):
     async def release_delivery(self, job_id: str) -> None:
         """Clear delivered_at after a delivery attempt failed, so it can be retried."""
 
+    async def undelivered(self, ended_before: datetime, limit: int = 100) -> list[Job]:
+        """Ended jobs whose delivery is neither done nor settled, ended before `ended_before`."""
+
     async def list_jobs(
         self,
         *,
@@ -199,6 +202,9 @@ class JobQueue(Protocol):
 
     async def holds(self, job_id: str, attempt: int) -> bool:
         """Whether arq has this run queued or in progress."""
+
+    async def holds_delivery(self, job_id: str, attempts: int) -> bool:
+        """Whether arq has any of delivery tries 0..attempts of the job queued or in progress."""
 
     async def depth(self) -> int: ...
 

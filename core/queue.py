@@ -90,16 +90,27 @@ class ArqJobQueue:
 
     async def holds(self, job_id: str, attempt: int) -> bool:
         """Whether arq has this run queued (possibly deferred) or in progress."""
-        arq_id = run_id(self.settings, job_id, attempt)
+        return await self._holds_any([run_id(self.settings, job_id, attempt)])
+
+    async def holds_delivery(self, job_id: str, attempts: int) -> bool:
+        """Whether arq has any of delivery tries 0..attempts queued (or deferred) or in progress."""
+        ids = [delivery_id(self.settings, job_id, n) for n in range(attempts + 1)]
+        return await self._holds_any(ids)
+
+    async def _holds_any(self, arq_ids: list[str]) -> bool:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zscore(self.settings.queue_name, arq_id)
-                pipe.exists(job_key_prefix + arq_id)
-                pipe.exists(in_progress_key_prefix + arq_id)
-                score, job_key, in_progress = await pipe.execute()
+                for arq_id in arq_ids:
+                    pipe.zscore(self.settings.queue_name, arq_id)
+                    pipe.exists(job_key_prefix + arq_id)
+                    pipe.exists(in_progress_key_prefix + arq_id)
+                found = await pipe.execute()
         except _REDIS_FAILURES as exc:
             raise QueueError(f"Redis failed ({exc.__class__.__name__})") from exc
-        return bool(in_progress) or (score is not None and bool(job_key))
+        for score, job_key, in_progress in zip(found[::3], found[1::3], found[2::3], strict=True):
+            if in_progress or (score is not None and job_key):
+                return True
+        return False
 
     async def depth(self) -> int:
         """How many arq jobs (runs, deliveries, cron) wait in the queue, deferred ones included."""

@@ -7,9 +7,9 @@ hold, so a flushed or restarted Redis loses nothing.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from core.delivery import schedule_delivery
+from core.delivery import DELIVERY_BACKOFF_S, schedule_delivery
 from core.deps import Deps
 from core.errors import QueueError
 from core.jobs import Job, JobState
@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 #: most queued rows one reconciler pass looks at
 RECONCILE_LIMIT = 10_000
+#: how long an ended job may wait for its first delivery try before the reconciler queues one
+DELIVERY_GRACE = timedelta(minutes=5)
 #: rows per expiry batch, and batches per sweep
 SWEEP_BATCH = 100
 SWEEP_MAX_BATCHES = 20
@@ -97,6 +99,20 @@ async def reconcile_queue(deps: Deps) -> list[str]:
     if requeued:
         logger.info("reconciler queued %d job(s) Redis had lost", len(requeued))
     return requeued
+
+
+async def reconcile_deliveries(deps: Deps, now: datetime | None = None) -> list[str]:
+    """Queue a delivery for ended jobs that have none pending (e.g. Redis was down as they ended)."""
+    ended_before = (now or utcnow()) - DELIVERY_GRACE
+    queued = []
+    for job in await deps.store.undelivered(ended_before, limit=RECONCILE_LIMIT):
+        if await deps.queue.holds_delivery(job.id, len(DELIVERY_BACKOFF_S)):
+            continue  # a retry is waiting out its backoff
+        await schedule_delivery(deps, job.id)
+        queued.append(job.id)
+    if queued:
+        logger.info("reconciler queued the delivery of %d ended job(s)", len(queued))
+    return queued
 
 
 async def sweep_expired_results(deps: Deps, now: datetime | None = None) -> int:

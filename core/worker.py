@@ -79,8 +79,10 @@ async def reap_expired_leases(ctx: dict[str, Any]) -> int:
 
 
 async def reconcile_queue(ctx: dict[str, Any]) -> int:
-    """arq cron: queue `queued` rows Redis lost."""
-    return len(await upkeep.reconcile_queue(ctx["deps"]))
+    """arq cron: queue `queued` rows and pending deliveries Redis lost."""
+    runs = await upkeep.reconcile_queue(ctx["deps"])
+    deliveries = await upkeep.reconcile_deliveries(ctx["deps"])
+    return len(runs) + len(deliveries)
 
 
 async def sweep_expired_results(ctx: dict[str, Any]) -> int:

@@ -162,6 +162,16 @@ class SqlJobStore(ABC):
             f"UPDATE bl_jobs SET delivered_at = NULL WHERE id = {q.param(job_id)}", q.params
         )
 
+    async def undelivered(self, ended_before: datetime, limit: int = 100) -> list[Job]:
+        """Ended jobs whose delivery is neither done nor settled, ended before `ended_before`."""
+        q = Query(self.dialect)
+        where = [
+            q.in_list("status", [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]),
+            "delivered_at IS NULL",
+            f"completed_at < {q.param(ended_before, 'completed_at')}",
+        ]
+        return await self._jobs(q, where, "completed_at, id", limit)
+
     async def _jobs(
         self, q: Query, where: Sequence[str], order: str, limit: int | None
     ) -> list[Job]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from core import queue as arq_queue
@@ -9,7 +10,7 @@ from core.delivery import DELIVERY_BACKOFF_S, deliver_result, delivery_failures
 from core.deps import Deps
 from core.jobs import JobState
 from core.metrics import delivery_failures_key
-from core.upkeep import utcnow
+from core.upkeep import reconcile_deliveries, utcnow
 from tests.pipeline.conftest import new_job, run_worker, store_clip
 from tests.pipeline.fakes import CountingNotifier
 
@@ -56,6 +57,32 @@ async def test_delivery_is_given_up_after_the_last_try_and_counted(
     assert int(await deps.redis.get(delivery_failures_key(deps.settings, "webhook"))) == 1
     assert await deps.queue.depth() == 0
     assert notifier.delivered == []
+    job = await deps.store.get(job_id)
+    assert job is not None and job.delivered_at is not None  # settled: never retried again
+    assert await reconcile_deliveries(deps, utcnow() + timedelta(hours=1)) == []
+
+
+async def test_a_delivery_lost_with_redis_is_queued_again_by_the_reconciler(
+    deps: Deps, notifier: CountingNotifier, small_clip: Path
+) -> None:
+    job_id = await ended_job(deps, small_clip)  # ended, but no delivery was ever queued
+    assert await reconcile_deliveries(deps) == []  # still within the grace period
+
+    later = utcnow() + timedelta(minutes=10)
+    assert await reconcile_deliveries(deps, later) == [job_id]
+    assert await reconcile_deliveries(deps, later) == []  # arq holds it now
+    await run_worker(deps)
+    assert notifier.count(job_id) == 1
+
+
+async def test_the_reconciler_leaves_a_delivery_waiting_out_its_backoff(
+    deps: Deps, notifier: CountingNotifier, small_clip: Path
+) -> None:
+    notifier.failures = 1
+    job_id = await ended_job(deps, small_clip)
+    assert await deliver_result(deps, job_id, 0) == "retrying"
+
+    assert await reconcile_deliveries(deps, utcnow() + timedelta(minutes=10)) == []
 
 
 async def test_a_job_is_delivered_once_however_often_delivery_runs(

@@ -283,6 +283,20 @@ async def test_queue_position_counts_the_queued_jobs_ahead(
     assert running is not None and await store.queue_position(running) == 0
 
 
+async def test_undelivered_lists_ended_jobs_without_a_settled_delivery(
+    store: SqlJobStore, clock: Clock
+) -> None:
+    done = await claimed(store, 1)
+    await store.move(done.id, JobState.COMPLETED, owner="worker-a")
+    delivered = await claimed(store, 2)
+    await store.move(delivered.id, JobState.FAILED, owner="worker-a")
+    assert await store.claim_delivery(delivered.id)
+    await claimed(store, 3)  # still processing
+    clock.advance(60)
+    assert [j.id for j in await store.undelivered(clock.now)] == [done.id]
+    assert await store.undelivered(clock.now - timedelta(seconds=120)) == []
+
+
 async def test_counts_by_state_groups_state_and_source(store: SqlJobStore) -> None:
     await store.create(new_job(1))
     await store.create(new_job(2))
