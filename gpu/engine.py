@@ -111,13 +111,12 @@ def process(
             corner = box
         else:
             explicit = box
-    mattes = plan_marks(
-        samples,
-        info,
-        explicit=explicit,
-        search=corner,
-        device=torch_device,
-    )
+    try:
+        mattes = plan_marks(samples, info, explicit=explicit, search=corner, device=torch_device)
+    except BlankLogoError:
+        raise
+    except Exception as exc:  # a bug or an odd clip in the maths: temporary, reported plainly
+        raise EngineError(f"finding the watermark failed: {exc.__class__.__name__}: {exc}") from exc
     timings["detect_s"] = time.monotonic() - t0
     del samples
 

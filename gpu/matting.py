@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 #: temporal variance (summed over Y, U, V) below which a pixel's background counts as static
 STATIC_VARIANCE = 30.0
 MIN_ALPHA = 0.03
+DEBUG_MAPS: dict[str, torch.Tensor] = {}
 
 
 @dataclass
@@ -37,6 +38,8 @@ class MatteEstimate:
     a_v: np.ndarray
     opacity: float
     moving_share: float  # share of the mark's pixels whose background changed enough to measure α
+    confidence: float = 0.0  # mean confidence of the temporal estimate over the support
+    shift: np.ndarray | None = None  # |J − fill| level shift (luma levels), for still backgrounds
 
 
 def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -118,6 +121,14 @@ def estimate_matte(
     alpha_s = (num / den.clamp(min=1.0)).clamp(0, 1)
 
     alpha = confidence * alpha_t + (1 - confidence) * alpha_s
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "matte: confidence %.2f alpha_t %.2f alpha_s %.2f (means over the support)",
+            float(confidence[sup].mean()),
+            float(alpha_t[sup].mean()),
+            float(alpha_s[sup].mean()),
+        )
+        DEBUG_MAPS.update(confidence=confidence, alpha_t=alpha_t, alpha_s=alpha_s, alpha_v=alpha_v)
     alpha = torch.where(sup & (alpha >= MIN_ALPHA), alpha, torch.zeros_like(alpha))
 
     alpha_c = _down_alpha(alpha, (ch, cw))
@@ -136,4 +147,6 @@ def estimate_matte(
         a_v=a_v.cpu().numpy(),
         opacity=opacity,
         moving_share=moving,
+        confidence=float(confidence[sup].mean()) if bool(sup.any()) else 0.0,
+        shift=torch.stack(shift).abs().sum(0).cpu().numpy(),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import cv2
 import numpy as np
 
 from gpu.detect import Detection, detect_marks, mark_mask_in_box
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 MARGIN = 8
 #: an explicit box in which less than this share of pixels looks marked is filled whole
 EXPLICIT_MIN_MARKED = 0.02
+#: below this temporal confidence a user-given mark is filled rather than inverted
+STILL_CONFIDENCE = 0.3
+#: level shift (Y + U + V) against the box's fill that marks a pixel of a still mark
+STILL_SHIFT = 10.0
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -77,10 +82,20 @@ def plan_marks(
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
-        if explicit is not None and whole_box:
+        if explicit is not None and not whole_box and est.confidence < STILL_CONFIDENCE:
+            # the user says a mark is here but the background never changes under it, so
+            # α cannot be measured: fill the mark's pixels (its structure and level shift)
+            inside = _within(det.box, crop, support.shape)
+            shift = _level_shift([ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], inside)
+            marked = support | ((shift > STILL_SHIFT) & inside)
+            marked = cv2.dilate(marked.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            alpha_y = marked.astype(np.float32)
+            alpha_c = _half(alpha_y)
+            method = "inpaint"
+        elif explicit is not None and whole_box:
             # the user says a mark is there but the clip shows no overlay: fill the whole box
             alpha_y = support.astype(np.float32)
-            alpha_c = alpha_y[::2, ::2].copy()
+            alpha_c = _half(alpha_y)
             method = "inpaint"
         start = 0 if det.first_sample == 0 else _boundary(samples.indices, det.first_sample)
         end = (
@@ -113,6 +128,41 @@ def plan_marks(
             method,
         )
     return mattes
+
+
+def _level_shift(planes: list[np.ndarray], hole: np.ndarray) -> np.ndarray:
+    """Σ over Y, U, V of |median over time of (plane − the box filled from around it)|, at
+    luma resolution: where a still mark sits (chroma counts: a blue logo on grey asphalt
+    has the asphalt's luma)."""
+    import torch
+    import torch.nn.functional as F
+
+    from gpu.fill import push_pull
+
+    h, w = hole.shape
+    total = np.zeros((h, w), np.float32)
+    for plane in planes:
+        y = torch.from_numpy(np.ascontiguousarray(plane)).float()[:, None]
+        ph, pw = y.shape[-2:]
+        known = F.interpolate(
+            torch.from_numpy(~hole).float()[None, None], size=(ph, pw), mode="area"
+        )
+        fill = push_pull(y, (known > 0.999).float())
+        shift = (y - fill)[:, 0].median(0).values.abs()
+        total += F.interpolate(shift[None, None], size=(h, w), mode="nearest")[0, 0].numpy()
+    return total
+
+
+def _within(box: Box, crop: Box, shape: tuple[int, ...]) -> np.ndarray:
+    inside = np.zeros(shape[:2], bool)
+    inside[box.y - crop.y : box.y - crop.y + box.h, box.x - crop.x : box.x - crop.x + box.w] = True
+    return inside
+
+
+def _half(alpha: np.ndarray) -> np.ndarray:
+    """α on the 4:2:0 chroma grid: the largest of each 2×2 block (a fill must cover it all)."""
+    h, w = alpha.shape
+    return alpha[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3)).copy()
 
 
 def _boundary(indices: np.ndarray, sample: int) -> int:
