@@ -15,34 +15,20 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from core.errors import DownloadFailed, InputError, NotAVideo, VideoTooLarge
+from core.media import SNIFF_BYTES, looks_like_video
 from core.ports import Storage
 from core.settings import Settings
 from webhooks import safe_http
 
 DOWNLOAD_TIMEOUT_S = 900
-SNIFF_BYTES = 512
 _TEMPORARY_STATUSES = frozenset({408, 425, 429})
 _NOT_VIDEO_TYPES = ("text/", "application/json", "application/xml", "image/", "application/pdf")
-_NOT_VIDEO_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"%PDF", b"PK\x03\x04", b"GIF8")
 
 
 def looks_like_video_type(content_type: str | None) -> bool:
     """False for content types that are never a video (HTML, JSON, text, images, PDF)."""
     kind = (content_type or "").split(";")[0].strip().lower()
     return not kind.startswith(_NOT_VIDEO_TYPES)
-
-
-def looks_like_video_bytes(head: bytes) -> bool:
-    """False when the first bytes are text (an HTML login page, JSON) or a known non-video."""
-    if not head:
-        return False
-    if head.startswith(_NOT_VIDEO_MAGIC):
-        return False
-    stripped = head.lstrip()
-    if stripped[:1] in (b"<", b"{", b"["):
-        return False
-    printable = sum(1 for b in head if b in (9, 10, 13) or 32 <= b < 127)
-    return printable < len(head) * 0.95
 
 
 async def _sniffed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -54,7 +40,7 @@ async def _sniffed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             head += chunk
             if len(head) < SNIFF_BYTES:
                 continue
-            if not looks_like_video_bytes(head[:SNIFF_BYTES]):
+            if not looks_like_video(head[:SNIFF_BYTES]):
                 raise NotAVideo(
                     "the link does not point to a video (it looks like a web page or text)"
                 )
@@ -63,7 +49,7 @@ async def _sniffed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             continue
         yield chunk
     if not checked:
-        if not looks_like_video_bytes(head):
+        if not looks_like_video(head):
             raise NotAVideo("the link does not point to a video")
         yield head
 

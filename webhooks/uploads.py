@@ -10,30 +10,27 @@ removes what was stored. Whatever fails, nothing is left in storage.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from core.deps import Deps
 from core.errors import NotAVideo, VideoTooLarge
+from core.media import SNIFF_BYTES, looks_like_video, safe_filename
 from webhooks.auth import Client
 from webhooks.errors import bad_request, too_large
 
 logger = logging.getLogger(__name__)
 
 FIELD_MAX_BYTES = 16 * 1024
-SNIFF_BYTES = 512
 CHUNK_BYTES = 256 * 1024
 #: room for the multipart envelope and text fields around the file
 ENVELOPE_BYTES = 1024 * 1024
 #: the text fields an upload may carry besides `file`
 TEXT_FIELDS = ("callback_url", "region", "metadata")
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -44,30 +41,6 @@ class Upload:
     filename: str
     size: int
     fields: dict[str, str] = field(default_factory=dict)
-
-
-def looks_like_video(head: bytes) -> bool:
-    """Whether the first bytes of a file are those of a video container we can decode."""
-    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
-        return True  # MP4 / MOV / 3GP / M4V
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return True  # Matroska / WebM (EBML)
-    if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX"):
-        return True
-    if head.startswith((b"FLV\x01", b"OggS", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
-        return True  # FLV, Ogg, MPEG program stream, MPEG video
-    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return True  # ASF / WMV
-    # MPEG transport stream: a sync byte every 188 bytes
-    return len(head) >= 377 and head[0] == head[188] == head[376] == 0x47
-
-
-def safe_filename(name: str | None) -> str:
-    """A storage-safe version of the uploaded file's name."""
-    # some clients (aiohttp among them) percent-encode the name in Content-Disposition
-    base = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = _SAFE_NAME.sub("_", base).strip("._")[:100]
-    return cleaned or "upload.mp4"
 
 
 def _mb(limit_bytes: int) -> str:
@@ -211,7 +184,7 @@ async def receive_upload(request: web.Request, deps: Deps, client: Client, job_i
             if part.name == "file":
                 if key is not None:
                     raise bad_request("invalid_body", "send one file per request")
-                filename = safe_filename(part.filename)
+                filename = safe_filename(part.filename, fallback="upload.mp4")
                 key = f"inputs/{job_id}/{filename}"
                 size = await _store_upload(deps, part, key)
             elif part.name in TEXT_FIELDS:

@@ -19,15 +19,13 @@ import aiohttp
 
 from bots.slack.messages import format_size
 from core.errors import BlankLogoError, InputError, NotAVideo, VideoTooLarge
+from core.media import CONTENT_TYPES, SNIFF_BYTES, looks_like_html
+from core.media import video_container as sniff_container
 from core.ports import Storage
 
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
-#: the first box of an MP4 / MOV / 3GP file (ISO BMFF and old QuickTime)
-QUICKTIME_ATOMS = frozenset({b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
-#: how many bytes the container sniffing needs (MPEG-TS wants two sync bytes 188 apart)
-SNIFF_BYTES = 189
 #: content types a video may come with; anything else (text/html, image/…, json) is refused
 ACCEPTED_TYPES = ("video/", "application/octet-stream", "binary/octet-stream", "application/mp4")
 
@@ -46,42 +44,6 @@ def may_send_token(url: str, api_base_url: str) -> bool:
     if target.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com")):
         return True
     return (target.scheme, target.hostname, target.port) == (api.scheme, api.hostname, api.port)
-
-
-def looks_like_html(head: bytes) -> bool:
-    """Whether the body starts like a web page (Slack's login page, an error page)."""
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return start.startswith(b"<")
-
-
-def sniff_container(head: bytes) -> str | None:
-    """The video container the first bytes announce, or None when they announce none."""
-    if len(head) >= 8 and head[4:8] in QUICKTIME_ATOMS:
-        return "mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska"
-    if head.startswith(b"RIFF") and head[8:11] == b"AVI":
-        return "avi"
-    if head.startswith(b"FLV\x01"):
-        return "flv"
-    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return "asf"
-    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
-        return "mpeg"
-    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
-        return "mpegts"
-    return None
-
-
-CONTENT_TYPES = {
-    "mp4": "video/mp4",
-    "matroska": "video/x-matroska",
-    "avi": "video/x-msvideo",
-    "flv": "video/x-flv",
-    "asf": "video/x-ms-asf",
-    "mpeg": "video/mpeg",
-    "mpegts": "video/mp2t",
-}
 
 
 def too_large(filename: str, size: int | None, max_bytes: int) -> VideoTooLarge:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from core.media import safe_filename
+
+__all__ = ["is_video", "needs_info", "safe_filename", "video_files"]
 
 #: Slack `filetype` values of videos (the `mimetype` is checked first)
 VIDEO_FILETYPES = frozenset(
@@ -53,14 +55,3 @@ def video_files(files: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         if is_video(f)
         or (f.get("mode") not in UNAVAILABLE_MODES and needs_info(f) and "mimetype" not in f)
     ]
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_filename(name: str | None, fallback: str = "video.mp4") -> str:
-    """A storage-safe version of the user's file name (no paths, no odd characters)."""
-    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()
-    text = text.replace("\\", "/").rsplit("/", 1)[-1]
-    text = _UNSAFE.sub("_", text).strip("._-")[:120]
-    return text or fallback
