@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +17,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import messages
-from bots.slack.dedup import first_time, within_limit
 from bots.slack.download import SlackUnavailable, download_to_storage, may_send_token
 from bots.slack.files import is_video, needs_info, safe_filename, video_files
 from bots.slack.options import parse_options
@@ -26,6 +24,7 @@ from core.deps import Deps
 from core.errors import BadRegion, InputError, QueueError, StorageError, StoreError
 from core.intake import accept
 from core.jobs import NewJob, Source
+from core.markers import first_time, within_hourly_video_limit
 
 logger = logging.getLogger(__name__)
 
@@ -153,11 +152,10 @@ class VideoIntake:
 
     async def _within_hourly_limit(self, requester: str) -> bool:
         """Count one video for `requester` this hour (admins are not counted)."""
-        if self._per_hour <= 0 or requester in self.deps.settings.slack_admin_user_ids:
-            return True
-        hour = int(time.time() // 3600)
-        key = self._key("rate", requester, str(hour))
-        return await within_limit(self.deps.redis, key, self._per_hour, 3600)
+        settings = self.deps.settings
+        return await within_hourly_video_limit(
+            self.deps.redis, settings, Source.SLACK, requester, settings.slack_admin_user_ids
+        )
 
     async def _complete_info(self, file: dict[str, Any]) -> dict[str, Any] | None:
         """The full file object; Slack sends only a stub in some workspaces."""

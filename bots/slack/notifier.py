@@ -26,10 +26,10 @@ from bots.slack.client import (
     make_web_client,
     use_pooled_session,
 )
-from bots.slack.dedup import throttled
 from bots.slack.files import safe_filename
 from core.errors import DeliveryError, StorageError
 from core.jobs import Job, JobState
+from core.markers import throttled
 from core.ports import Notifier, Storage
 from core.settings import Settings
 

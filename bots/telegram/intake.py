@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.exceptions import RedisError
 from telegram import Bot, Message, ReplyParameters
 from telegram.error import TelegramError
 
@@ -18,6 +17,7 @@ from core.deps import Deps
 from core.errors import InputError, QueueError, StorageError, StoreError
 from core.intake import accept
 from core.jobs import NewJob, Source, new_job_id
+from core.markers import within_hourly_video_limit
 
 logger = logging.getLogger(__name__)
 
@@ -107,19 +107,9 @@ async def take_video(deps: Deps, bot: Bot, message: Message, video: IncomingVide
 async def _within_hourly_limit(deps: Deps, requester: str) -> bool:
     """Count one video for `requester` this hour; False past USER_RATE_LIMIT_PER_HOUR."""
     settings = deps.settings
-    limit = settings.user_rate_limit_per_hour
-    if limit <= 0 or requester in settings.telegram_admin_user_ids:
-        return True
-    key = f"{settings.redis_prefix}:telegram:rate:{requester}:{int(time.time() // 3600)}"
-    try:
-        count = await deps.redis.incr(key)
-        if count == 1:
-            await deps.redis.expire(key, 3600)
-    except (RedisError, OSError) as exc:
-        # the limit protects the queue; a Redis hiccup must not refuse honest users
-        logger.warning("rate limit of telegram:%s not checked: %s", requester, exc)
-        return True
-    return int(count) <= limit
+    return await within_hourly_video_limit(
+        deps.redis, settings, Source.TELEGRAM, requester, settings.telegram_admin_user_ids
+    )
 
 
 async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:

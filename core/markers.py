@@ -1,9 +1,17 @@
-"""Markers and counters in Redis (SET NX / INCR with a TTL), shared by every process."""
+"""Markers and counters in Redis (SET NX / INCR with a TTL), shared by every process and channel.
+
+Each fails open: they protect the queue and the chat from noise, and a Redis hiccup must
+not refuse honest users (the job's idempotency key still stops a second job).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
+
+from core.jobs import Source
+from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +55,18 @@ async def within_limit(redis: Any, key: str, limit: int, window_s: int) -> bool:
         logger.warning("rate limit %s not checked (%s)", key, exc.__class__.__name__)
         return True
     return int(count) <= limit
+
+
+async def within_hourly_video_limit(
+    redis: Any, settings: Settings, source: Source, requester: str, admins: list[str]
+) -> bool:
+    """Count one video from `requester` this hour; False past USER_RATE_LIMIT_PER_HOUR.
+
+    Operators (`admins`) are not counted; a limit of 0 turns it off.
+    """
+    limit = settings.user_rate_limit_per_hour
+    if limit <= 0 or requester in admins:
+        return True
+    hour = int(time.time() // 3600)
+    key = f"{settings.redis_prefix}:{source.value}:rate:{requester}:{hour}"
+    return await within_limit(redis, key, limit, 3600)
