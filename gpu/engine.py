@@ -95,6 +95,9 @@ def process(
     )
     torch_device = resolve_device(device)
     torch.set_grad_enabled(False)
+    if torch_device.type == "cpu":
+        # the decoder and the encoder need the cores more than the small region's maths
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 4))
     timings["probe_s"] = time.monotonic() - started
 
     t0 = time.monotonic()

@@ -9,6 +9,7 @@ feathered seam. α and αW are fixed over the clip, so the result is steady fram
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class PreparedMatte:
             self._plane(matte.alpha_c, matte.a_v),
         ]
 
-    def _plane(self, alpha: np.ndarray, a: np.ndarray) -> dict[str, torch.Tensor]:
+    def _plane(self, alpha: np.ndarray, a: np.ndarray) -> dict[str, Any]:
         al = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32)).to(self.device)
         av = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
         opaque = (al > ALPHA_MAX).float()[None, None]
@@ -69,25 +70,47 @@ class PreparedMatte:
         seam = F.avg_pool2d(F.pad(hole, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         seam = torch.maximum(seam, hole)
         safe = torch.where(hole[0, 0] > 0, torch.zeros_like(al), al).clamp(0, ALPHA_MAX)
+        # the fill only needs the hole and a margin of known pixels around it
+        rows = torch.nonzero(hole[0, 0].any(dim=1)).flatten()
+        cols = torch.nonzero(hole[0, 0].any(dim=0)).flatten()
+        margin = 16
+        if rows.numel():
+            window = (
+                slice(max(0, int(rows[0]) - margin), int(rows[-1]) + margin + 1),
+                slice(max(0, int(cols[0]) - margin), int(cols[-1]) + margin + 1),
+            )
+        else:
+            window = (slice(0, 0), slice(0, 0))
         return {
             "inv_scale": (1.0 / (1.0 - safe))[None],
             "a": torch.where(hole[0, 0] > 0, torch.zeros_like(av), av)[None],
-            "known": 1.0 - hole,
-            "seam": seam[0],
+            "known": (1.0 - hole)[..., window[0], window[1]],
+            "seam": seam[0][..., window[0], window[1]],
+            "window": window,
             "any_hole": torch.tensor(bool(hole.any())),
             "touch": (al > 0.004)[None] | (seam[0] > 0),
         }
 
     def apply(self, crops: list[np.ndarray]) -> None:
-        """Remove the mark in place from (n, h, w) uint8 crops of Y, U, V."""
+        """Remove the mark in place from (n, h, w) uint8 crops of Y, U, V.
+
+        Where α = 0 and no fill reaches, a = 0 and the scale is 1, so those pixels come
+        back exactly as they went in.
+        """
+        on_cpu = self.device.type == "cpu"
         for crop, plane in zip(crops, self.planes, strict=True):
             if crop.shape[0] == 0:
                 continue
-            j = torch.from_numpy(crop).to(self.device, non_blocking=True).float()
-            out = (j - plane["a"]) * plane["inv_scale"]
+            j = torch.from_numpy(crop)
+            out = (j if on_cpu else j.to(self.device, non_blocking=True)).float()
+            out.sub_(plane["a"]).mul_(plane["inv_scale"])
             if bool(plane["any_hole"]):
-                filled = push_pull(out[:, None], plane["known"])[:, 0]
-                out = out + (filled - out) * plane["seam"]
-            out = torch.where(plane["touch"], out, j)
-            out = out.clamp(self.lo, self.hi).round_().to(torch.uint8)
-            crop[...] = out.cpu().numpy()
+                rows, cols = plane["window"]
+                part = out[:, rows, cols]
+                filled = push_pull(part[:, None], plane["known"])[:, 0]
+                part.add_((filled - part).mul_(plane["seam"]))
+            out = out.clamp_(self.lo, self.hi).round_().to(torch.uint8)
+            if on_cpu:
+                j.copy_(out)
+            else:
+                crop[...] = out.cpu().numpy()
