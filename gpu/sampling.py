@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import NotAVideo
 from gpu.probe import VideoInfo
 from gpu.video_io import FrameFormat, FrameReader
 
@@ -40,20 +41,29 @@ def sample_frames(
     them (decoding only those is far cheaper), otherwise evenly spaced decoded frames."""
     frame_bytes = info.width * info.height * 3 // 2
     cap = max(8, min(max_samples, MAX_SAMPLE_BYTES // max(frame_bytes, 1)))
-    keyframes = _keyframe_samples(path, info, cap)
-    if keyframes is not None:
-        return keyframes
+    if info.fps > 0 and info.duration_s > 0:
+        for skip, least in (("nokey", MIN_KEYFRAMES), ("noref", MIN_KEYFRAMES)):
+            try:
+                found = _strided_samples(path, info, cap, skip, least)
+            except NotAVideo:
+                found = None  # the full decode below has the last word on broken files
+            if found is not None:
+                return found
     return _decoded_samples(path, info, cap)
 
 
-def _keyframe_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) -> Samples | None:
-    """The clip's keyframes (at most `cap`, evenly picked) if there are enough, else None."""
-    if info.fps <= 0 or info.duration_s <= 0:
-        return None
+def _strided_samples(
+    path: str | os.PathLike[str], info: VideoInfo, cap: int, skip: str, least: int
+) -> Samples | None:
+    """Frames from a cheap decode that skips frames (`-skip_frame nokey`: keyframes only;
+    `noref`: no non-reference frames, about half the decoding work), at most `cap` of them,
+    evenly picked; None when it yields fewer than `least`."""
     kept: list[np.ndarray] = []
     total = 0
-    stride = 1  # keep every stride-th keyframe, so memory stays bounded however many there are
-    with FrameReader(path, keyframes_only=True, output_args=("-fps_mode", "passthrough")) as reader:
+    stride = 1  # keep every stride-th frame, so memory stays bounded however many there are
+    args = ("-skip_frame", skip)
+    out_args = ("-fps_mode", "passthrough")
+    with FrameReader(path, input_args=args, output_args=out_args) as reader:
         while True:
             batch = reader.read_batch(16)
             if batch.shape[0] == 0:
@@ -70,7 +80,7 @@ def _keyframe_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) -
         return None
     pick = np.linspace(0, len(kept) - 1, min(cap, len(kept))).round().astype(int)
     frames = np.stack([kept[i] for i in pick])
-    # keyframe number i of `total` sits at about i/total of the way through the clip
+    # decoded frame number i of `total` sits at about i/total of the way through the clip
     indices = (pick * stride * max(info.frames, 1) / max(total, 1)).astype(int)
     return Samples(frames=frames, indices=indices, fmt=fmt)
 
