@@ -15,7 +15,7 @@ from core.errors import NotAVideo
 from gpu.probe import VideoInfo
 from gpu.video_io import FrameFormat, FrameReader
 
-MAX_SAMPLES = 64
+MAX_SAMPLES = 48
 MAX_SAMPLE_BYTES = 256 * 1024 * 1024
 
 
