@@ -49,6 +49,7 @@ def plan_marks(
     fmt = samples.fmt
     ys, us, vs = samples.planes()
     fps = fmt.fps or info.fps or 1.0
+    whole_box = False
     if explicit is not None:
         mask = mark_mask_in_box(ys, explicit)
         whole_box = mask.mean() < EXPLICIT_MIN_MARKED
@@ -66,6 +67,11 @@ def plan_marks(
         support = np.zeros((crop.h, crop.w), dtype=bool)
         oy, ox = det.box.y - crop.y, det.box.x - crop.x
         support[oy : oy + det.box.h, ox : ox + det.box.w] = det.mask
+        if explicit is None:
+            # a detection joined from parts: take every part of the mark inside its final box
+            support[oy : oy + det.box.h, ox : ox + det.box.w] |= mark_mask_in_box(
+                ys[det.first_sample : det.last_sample + 1], det.box
+            )
         sl = slice(det.first_sample, det.last_sample + 1)
         cy, cx = slice(crop.y, crop.y + crop.h), slice(crop.x, crop.x + crop.w)
         cyc, cxc = (
@@ -82,9 +88,9 @@ def plan_marks(
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
-        if explicit is not None and not whole_box and est.confidence < STILL_CONFIDENCE:
-            # the user says a mark is here but the background never changes under it, so
-            # α cannot be measured: fill the mark's pixels (its structure and level shift)
+        if not whole_box and est.confidence < STILL_CONFIDENCE:
+            # the background (nearly) never changes under the mark, so α cannot be measured
+            # there: fill the mark's pixels (its structure and its level shift)
             inside = _within(det.box, crop, support.shape)
             shift = _level_shift([ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], inside)
             marked = support | ((shift > STILL_SHIFT) & inside)
