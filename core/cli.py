@@ -14,8 +14,14 @@ from collections.abc import Sequence
 
 # name -> (module, help). The module provides add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "dev": ("core.dev", "run web + worker on embedded defaults (SQLite, local storage, private Redis)"),
-    "web": ("webhooks.server", "run the HTTP server (intake API, Slack, Telegram, health, metrics)"),
+    "dev": (
+        "core.dev",
+        "run web + worker on embedded defaults (SQLite, local storage, private Redis)",
+    ),
+    "web": (
+        "webhooks.server",
+        "run the HTTP server (intake API, Slack, Telegram, health, metrics)",
+    ),
     "worker": ("core.worker", "run an arq worker that processes jobs"),
     "migrate": ("core.store", "apply database migrations"),
     "remove": ("gpu.cli", "remove a watermark from one video file"),
@@ -40,13 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: loggers that write secrets at INFO: httpx logs every request URL, and the Telegram Bot API
+#: carries the bot token in the path (api.telegram.org/bot<token>/sendMessage)
+_LEAKY_LOGGERS = ("httpx", "httpcore")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log to stderr at INFO (DEBUG when verbose), with URL-logging libraries held to WARNING."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in _LEAKY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     if getattr(args, "_unavailable", None):
         print(args._unavailable, file=sys.stderr)
         return 2
