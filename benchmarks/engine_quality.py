@@ -337,6 +337,9 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--cases", default="", help="only cases whose name contains this text")
+    parser.add_argument(
+        "--full-cases", action="store_true", help="with --quick: the full case list"
+    )
     parser.add_argument("--no-speed", action="store_true", help="skip the speed and memory runs")
     args = parser.parse_args()
     enc = EncoderSettings()
@@ -344,7 +347,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cache: dict[tuple[str, int], tuple[np.ndarray, float]] = {}
-        for name, clip, spec, op, n in build_cases(args.data, args.quick):
+        for name, clip, spec, op, n in build_cases(args.data, args.quick and not args.full_cases):
             if args.cases not in name:
                 continue
             if (clip, n) not in cache:

@@ -22,6 +22,8 @@ MARGIN = 8
 EXPLICIT_MIN_MARKED = 0.02
 #: below this temporal confidence a user-given mark is filled rather than inverted
 STILL_CONFIDENCE = 0.3
+#: above this share of out-of-range inverted pixels the matte is not trusted
+MAX_IMPLAUSIBLE = 0.02
 #: level shift (Y + U + V) against the box's fill that marks a pixel of a still mark
 STILL_SHIFT = 10.0
 
@@ -88,9 +90,18 @@ def plan_marks(
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
-        if not whole_box and est.confidence < STILL_CONFIDENCE:
+        implausible = _implausible_share(ys[sl, cy, cx], est.alpha_y, est.a_y)
+        still = est.confidence < STILL_CONFIDENCE or implausible > MAX_IMPLAUSIBLE
+        if explicit is None and still:
+            # found without the user: where the background does not change under it, the
+            # clip cannot tell the mark from scenery it overlaps, and filling both would
+            # destroy the scenery; leave it (the user can name the corner or the box)
+            log.info("mark at %s sits on a still background; left alone", det.box.as_list())
+            continue
+        if not whole_box and still:
             # the background (nearly) never changes under the mark, so α cannot be measured
-            # there: fill the mark's pixels (its structure and its level shift)
+            # there, or the inversion would leave the range of real pictures (α or αW is
+            # off): fill the mark's pixels (its structure and its level shift) instead
             inside = _within(det.box, crop, support.shape)
             shift = _level_shift([ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], inside)
             marked = support | ((shift > STILL_SHIFT) & inside)
@@ -134,6 +145,15 @@ def plan_marks(
             method,
         )
     return mattes
+
+
+def _implausible_share(ys: np.ndarray, alpha: np.ndarray, a: np.ndarray) -> float:
+    """Share of inverted sample pixels far outside 0..255: a sign that α or αW is wrong."""
+    on = (alpha > 0.05) & (alpha <= 0.85)
+    if not on.any():
+        return 0.0
+    inverted = (ys[:, on].astype(np.float32) - a[on]) / (1.0 - alpha[on])
+    return float(((inverted < -12) | (inverted > 267)).mean())
 
 
 def _level_shift(planes: list[np.ndarray], hole: np.ndarray) -> np.ndarray:
