@@ -1,0 +1,121 @@
+"""Soak: a few thousand jobs through two worker processes, one SIGKILLed and restarted in the
+middle, then a count that every job ended exactly once (one terminal state, one delivery).
+
+Loopback only and bounded: the private Redis, database and worker processes of
+`benchmarks/queue_throughput.py` (trivial engine stand-in and counting notifier, benchmark
+only). The lease is short (--lease-s) so the killed worker's jobs come back quickly; the
+driver also runs the reaper every 2 s (in production the workers' cron does it once a minute).
+
+    python benchmarks/soak.py [--jobs 2000] [--slots 8] [--db postgres|sqlite]
+                              [--lease-s 5] [--max-seconds 420]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from queue_throughput import Bench  # noqa: E402
+
+from core import upkeep  # noqa: E402
+
+
+async def soak(args: argparse.Namespace) -> dict[str, Any]:
+    async with Bench(args.db, lease_s=args.lease_s) as bench:
+        t0 = time.perf_counter()
+        ids = await bench.accept(args.jobs, work_s=args.work_s)
+        accept_s = time.perf_counter() - t0
+        started = time.perf_counter()
+        workers = [await bench.start_worker(args.slots) for _ in range(2)]
+        deadline = time.monotonic() + args.max_seconds
+        killed_at: float | None = None
+        restarted = False
+        reaped = 0
+        last_reap = 0.0
+        delivered = 0
+        while time.monotonic() < deadline:
+            counts = await bench.counts()
+            delivered = counts.get("delivered", 0)
+            if delivered >= args.jobs:
+                break
+            if killed_at is None and delivered >= args.jobs // 3:
+                await bench.stop_worker(workers[0], signal.SIGKILL)
+                killed_at = time.perf_counter() - started
+                print(f"  killed worker 1 (SIGKILL) at {killed_at:.1f}s, {delivered} delivered")
+            elif (
+                killed_at is not None
+                and not restarted
+                and time.perf_counter() - started > killed_at + 3
+            ):
+                workers[0] = await bench.start_worker(args.slots)
+                restarted = True
+                print(f"  restarted worker 1 at {time.perf_counter() - started:.1f}s")
+            if time.monotonic() - last_reap > 2:
+                reaped += len(await upkeep.reap_expired_leases(bench.deps))
+                last_reap = time.monotonic()
+            await asyncio.sleep(0.25)
+        elapsed = time.perf_counter() - started
+        # settle: let any duplicate delivery that could happen, happen, then count
+        await asyncio.sleep(2)
+        return await tally(bench, ids, elapsed, accept_s, reaped, killed_at)
+
+
+async def tally(
+    bench: Bench, ids: list[str], elapsed: float, accept_s: float, reaped: int, killed_at: Any
+) -> dict[str, Any]:
+    redis = bench.deps.redis
+    prefix = bench.prefix
+    runs = [int(v or 0) for v in await redis.mget([f"{prefix}:bench:runs:{i}" for i in ids])]
+    deliveries = [
+        int(v or 0) for v in await redis.mget([f"{prefix}:bench:delivered:{i}" for i in ids])
+    ]
+    counts = await bench.counts()
+    return {
+        "jobs": len(ids),
+        "states": {k: v for k, v in counts.items() if k != "delivered"},
+        "delivered_once": sum(1 for d in deliveries if d == 1),
+        "delivered_twice_or_more": sum(1 for d in deliveries if d > 1),
+        "never_delivered": sum(1 for d in deliveries if d == 0),
+        "ran_more_than_once": sum(1 for r in runs if r > 1),
+        "never_ran": sum(1 for r in runs if r == 0),
+        "reaped": reaped,
+        "killed_at_s": killed_at,
+        "seconds": elapsed,
+        "jobs_per_s": counts.get("delivered", 0) / elapsed if elapsed else 0.0,
+        "accept_per_s": len(ids) / accept_s if accept_s else 0.0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000, help="max 10000")
+    parser.add_argument("--slots", type=int, default=8, help="runs per worker process")
+    parser.add_argument("--db", default="postgres", choices=["postgres", "sqlite"])
+    parser.add_argument("--lease-s", type=int, default=5)
+    parser.add_argument("--work-s", type=float, default=0.02, help="stand-in engine time per job")
+    parser.add_argument("--max-seconds", type=float, default=420)
+    args = parser.parse_args()
+    args.jobs = max(10, min(args.jobs, 10_000))
+    result = asyncio.run(soak(args))
+    print(f"\nsoak ({args.db}, 2 workers x {args.slots} slots); machine cores: {os.cpu_count()}")
+    for key, value in result.items():
+        print(f"  {key:<24} {value if not isinstance(value, float) else f'{value:.1f}'}")
+    ok = (
+        result["delivered_once"] == result["jobs"]
+        and result["states"].get("completed", 0) == result["jobs"]
+    )
+    print("  every job ended exactly once:", "YES" if ok else "NO")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
