@@ -66,8 +66,13 @@ def estimate_matte(
     *,
     full_range: bool = False,
     device: torch.device | None = None,
+    still_prior: bool = True,
 ) -> MatteEstimate:
-    """α and αW for the pixels of `support` from sampled crops (T,h,w) Y and (T,h/2,w/2) U, V."""
+    """α and αW for the pixels of `support` from sampled crops (T,h,w) Y and (T,h/2,w/2) U, V.
+
+    `still_prior`: where the background does not change, take α from the level shift under
+    a white or black mark (right for a box the user named; off for detected marks).
+    """
     device = device or torch.device("cpu")
     y = torch.from_numpy(np.ascontiguousarray(ys)).to(device).float()
     u = torch.from_numpy(np.ascontiguousarray(us)).to(device).float()
@@ -120,7 +125,9 @@ def estimate_matte(
     den = torch.stack([(t - fm) ** 2 for t, fm in zip(targets, f_med, strict=True)]).sum(0)
     alpha_s = (num / den.clamp(min=1.0)).clamp(0, 1)
 
-    alpha = confidence * alpha_t + (1 - confidence) * alpha_s
+    # without the user's word that a mark is here, a still pixel's level shift is no
+    # evidence of a blend (scenery shifts too): only measured α counts then
+    alpha = confidence * alpha_t + (1 - confidence) * (alpha_s if still_prior else 0.0)
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "matte: confidence %.2f alpha_t %.2f alpha_s %.2f (means over the support)",

@@ -87,6 +87,7 @@ def plan_marks(
             support,
             full_range=fmt.full_range,
             device=device,
+            still_prior=explicit is not None,
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
