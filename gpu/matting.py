@@ -1,13 +1,14 @@
 """Estimating a mark's α and αW from the clip itself (multi-frame matting).
 
 In `J_t = αW + (1−α)I_t` α and W are fixed while I_t changes. The surroundings of the
-mark, filled into it (push-pull), give a smooth guess F_t of I_t; per pixel the slope of
-J_t against F_t over time is (1−α) (temporal variation passes through the mark scaled
-by 1−α), and the level shift J − F gives αW. Where the background does not change
-(static camera) the slope is unknown, and α comes from the level shift under the
-usual watermark colours (white or black); αW is then taken as the median of
-J − (1−α)F, so that the static part of the picture becomes the fill rather than a
-ghost of a wrong α.
+mark, filled into it (push-pull), give a smooth guess F_t of I_t. Per pixel the slope of
+J_t against F_t over time is (1−α) where F_t predicts the changes well; where it does not
+(wide holes) the amount of change against that around the mark gives 1−α instead (it
+varies smoothly in space even where the picture does not). αW is then the median of
+J − (1−α)F, so the static part of the picture under the mark becomes the fill rather
+than a ghost of a wrong α. Where the background never changes, α cannot be measured: for
+a box the user named it comes from the level shift under a white or black mark; for a
+detected mark it stays 0 (scenery shifts levels too).
 """
 
 from __future__ import annotations
