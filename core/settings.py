@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_service_key: SecretStr | None = None
     supabase_bucket: str = "blanklogo"
+    #: where links to results point; unset: http://127.0.0.1:{PORT}
     public_base_url: str = "http://127.0.0.1:8080"
     url_signing_key: SecretStr | None = None
     gpu_backend: Literal["local", "modal"] = "local"
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> Settings:
+        # without PUBLIC_BASE_URL, links must point at the port this process really serves
+        if "public_base_url" not in self.model_fields_set:
+            self.public_base_url = f"http://127.0.0.1:{self.port}"
+        return self
 
     @property
     def queue_name(self) -> str:

@@ -22,3 +22,10 @@ def test_slack_runs_on_socket_mode_without_a_signing_secret(monkeypatch) -> None
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
     assert Settings().slack_enabled
+
+
+def test_links_follow_the_port_unless_a_public_url_is_set(monkeypatch) -> None:
+    monkeypatch.setenv("PORT", "9123")
+    assert Settings().public_base_url == "http://127.0.0.1:9123"
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://bots.example.com")
+    assert Settings().public_base_url == "https://bots.example.com"
