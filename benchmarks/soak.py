@@ -47,8 +47,12 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             delivered = counts.get("delivered", 0)
             if delivered >= args.jobs:
                 break
+            holding = 0
             if killed_at is None and delivered >= args.jobs // 3:
+                holding = await _held_by(bench, workers[0].pid)
+            if holding:  # kill it in the middle of its jobs, not between two
                 await bench.stop_worker(workers[0], signal.SIGKILL)
+                print(f"  worker 1 (pid {workers[0].pid}) held {holding} job(s) when killed")
                 killed_at = time.perf_counter() - started
                 print(f"  killed worker 1 (SIGKILL) at {killed_at:.1f}s, {delivered} delivered")
             elif (
@@ -62,11 +66,19 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             if time.monotonic() - last_reap > 2:
                 reaped += len(await upkeep.reap_expired_leases(bench.deps))
                 last_reap = time.monotonic()
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.05 if killed_at is None and delivered >= args.jobs // 3 else 0.25)
         elapsed = time.perf_counter() - started
         # settle: let any duplicate delivery that could happen, happen, then count
         await asyncio.sleep(2)
+        await asyncio.gather(*(bench.stop_worker(w) for w in list(bench.workers)))
         return await tally(bench, ids, elapsed, accept_s, reaped, killed_at)
+
+
+async def _held_by(bench: Bench, pid: int | None) -> int:
+    from core.jobs import JobState
+
+    jobs = await bench.deps.store.list_jobs(states=[JobState.PROCESSING], limit=10_000)
+    return sum(1 for j in jobs if f":{pid}:" in (j.lease_owner or ""))
 
 
 async def tally(
