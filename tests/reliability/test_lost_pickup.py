@@ -16,10 +16,16 @@ from core.deps import Deps
 from core.intake import accept
 from core.jobs import JobState
 from core.queue import run_id
-from tests.pipeline.conftest import deps, new_job, notifier, settings, store_clip  # noqa: F401
+from tests.pipeline import conftest as pipeline
+from tests.pipeline.conftest import new_job, store_clip
 from tests.reliability.helpers import run_worker_until
 
 pytestmark = pytest.mark.redis
+
+# the pipeline tests' fixtures: real Redis (by prefix), SQLite, local storage, scripted engine
+settings = pipeline.settings
+notifier = pipeline.notifier
+deps = pipeline.deps
 
 
 @pytest.mark.xfail(
