@@ -394,10 +394,10 @@ def mark_mask_in_box(ys: np.ndarray, box: Box) -> np.ndarray:
             0, 0
         ].numpy()
         damped = (around > 2 * MOTION_STD) & (std.numpy() < 0.85 * around)
-        damped = cv2.morphologyEx(
+        opened = cv2.morphologyEx(
             damped.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
         )
-        mask |= damped.astype(bool)
+        mask |= opened.astype(bool)
     return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
 
 
