@@ -186,7 +186,9 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await redis.stop()
     print(f"\nPOST /v1/jobs (URL form), loopback; machine cores: {os.cpu_count()}")
-    print(f"{'db':<9}{'conc':>5}{'reqs':>6}{'ok':>6}{'err':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    print(
+        f"{'db':<9}{'conc':>5}{'reqs':>6}{'ok':>6}{'err':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+    )
     for r in rows:
         print(
             f"{r['db']:<9}{r['concurrency']:>5}{r['requests']:>6}{r['ok']:>6}{r['errors']:>5}"
@@ -196,7 +198,9 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400, help="per concurrency level (max 5000)")
+    parser.add_argument(
+        "--requests", type=int, default=400, help="per concurrency level (max 5000)"
+    )
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--max-seconds", type=float, default=60, help="per database")
