@@ -1,9 +1,10 @@
 """Telling the requester that a job ended, once per job, retried with backoff on failure.
 
-`store.claim_delivery` (delivered_at) guards against a second delivery even when a job ran
-twice. A DeliveryError releases the claim and queues another try after 30 s, 2 min, 10 min,
-1 h and 4 h (plus jitter); after the last one the delivery is given up (the claim is kept, so
-delivered_at then means "settled"), logged, and counted
+`store.claim_delivery` (delivery_claimed_at) guards against a second delivery even when a job
+ran twice; `confirm_delivery` (delivered_at) marks it done. A claim whose worker died is taken
+again after DELIVERY_CLAIM_TTL. A DeliveryError releases the claim and queues another try after 30 s, 2 min, 10 min,
+1 h and 4 h (plus jitter); after the last one the delivery is given up (delivered_at is set
+then, meaning "settled"), logged, and counted
 in the Redis key `{redis_prefix}:delivery_failures` (an integer; see `failures_key`) for
 the ops reports. Every failed try is also counted per source for /metrics through
 `core.metrics.record_delivery_failure` (`{redis_prefix}:metrics:delivery_failures:{source}`).
@@ -60,11 +61,14 @@ async def deliver_result(
         return "unknown job"
     if not job.is_terminal:
         return f"job is {job.status.value}, nothing to deliver yet"
-    if job.delivered_at is not None or not await deps.store.claim_delivery(job_id):
+    if job.delivered_at is not None:
         return "already delivered"
+    if not await deps.store.claim_delivery(job_id):
+        return "being delivered by another worker"
     notifier = deps.notifiers.get(job.source)
     if notifier is None:
         logger.info("job %s ✉ nothing to deliver to (%s)", job_id, job.source.value)
+        await deps.store.confirm_delivery(job_id)
         return "no notifier"
     try:
         await notifier.deliver(job)
@@ -75,6 +79,7 @@ async def deliver_result(
         logger.error("job %s: notifier crashed", job_id, exc_info=exc)
         await _count_failure(deps, job.source.value)
         return await _try_later(deps, job_id, attempt, schedule, exc.__class__.__name__)
+    await deps.store.confirm_delivery(job_id)
     logger.info(
         "job %s ✉ delivered (%s, %s, try %d)",
         job_id,
@@ -98,7 +103,8 @@ async def _try_later(
     deps: Deps, job_id: str, attempt: int, schedule: tuple[float, ...], reason: str
 ) -> str:
     if attempt >= len(schedule):
-        # the claim stays: delivered_at then means "settled", so nothing retries it again
+        # delivered_at then means "settled", so nothing retries it again
+        await deps.store.confirm_delivery(job_id)
         logger.warning("job %s ✉ delivery given up after %d tries: %s", job_id, attempt + 1, reason)
         await deps.redis.incr(failures_key(deps.settings.redis_prefix))
         return "given up"

@@ -90,6 +90,7 @@ class Job:
     processing_time_ms: int | None = None
     idempotency_key: str | None = None
     delivered_at: datetime | None = None
+    delivery_claimed_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
     report: dict[str, Any] | None = None

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.jobs import Job, JobState, NewJob, Source
+
+#: a delivery claim older than this is taken to belong to a worker that died mid-delivery;
+#: it is also arq's timeout for one delivery try (core.worker), so a live try is never robbed
+DELIVERY_CLAIM_TTL = timedelta(minutes=15)
 
 #: progress callback used by the worker: (percent 0-100, current step) -> awaitable
 ProgressFn = Callable[[int, str], Awaitable[None]]
@@ -91,14 +95,25 @@ class JobStore(Protocol):
         Returns the updated job, or None when the condition did not hold.
         """
 
-    async def claim_delivery(self, job_id: str) -> bool:
-        """Set delivered_at if it is unset; True only for the one caller that set it."""
+    async def claim_delivery(
+        self, job_id: str, stale_after: timedelta = DELIVERY_CLAIM_TTL
+    ) -> bool:
+        """Claim the delivery of an undelivered job; True only for the one caller that got it.
+
+        A claim older than `stale_after` (its worker died mid-delivery) may be taken again.
+        """
+
+    async def confirm_delivery(self, job_id: str) -> None:
+        """Set delivered_at: the requester was told (or the delivery was given up: settled)."""
 
     async def release_delivery(self, job_id: str) -> None:
-        """Clear delivered_at after a delivery attempt failed, so it can be retried."""
+        """Clear the claim and delivered_at after a delivery attempt failed, so it can be retried."""
 
-    async def undelivered(self, ended_before: datetime, limit: int = 100) -> list[Job]:
-        """Ended jobs whose delivery is neither done nor settled, ended before `ended_before`."""
+    async def undelivered(
+        self, ended_before: datetime, limit: int = 100, claimed_before: datetime | None = None
+    ) -> list[Job]:
+        """Ended jobs not delivered, ended before `ended_before`, unclaimed or claimed before
+        `claimed_before` (default: `ended_before`)."""
 
     async def list_jobs(
         self,
@@ -202,6 +217,12 @@ class JobQueue(Protocol):
 
     async def holds(self, job_id: str, attempt: int) -> bool:
         """Whether arq has this run queued or in progress."""
+
+    async def drop_stale_pickup(self, job_id: str, attempt: int) -> bool:
+        """Forget arq's in-progress marker of a run whose worker died before claiming the row.
+
+        arq then hands the run (still in its queue) to the next worker; True if one was dropped.
+        """
 
     async def holds_delivery(self, job_id: str, attempts: int) -> bool:
         """Whether arq has any of delivery tries 0..attempts of the job queued or in progress."""

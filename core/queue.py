@@ -92,6 +92,18 @@ class ArqJobQueue:
         """Whether arq has this run queued (possibly deferred) or in progress."""
         return await self._holds_any([run_id(self.settings, job_id, attempt)])
 
+    async def drop_stale_pickup(self, job_id: str, attempt: int) -> bool:
+        """Forget arq's in-progress marker of a run whose worker died before claiming the row.
+
+        arq keeps the run in its queue until it finishes, so the next worker's poll takes it;
+        without this, the marker would hide it for the whole arq timeout (about 90 minutes).
+        """
+        key = in_progress_key_prefix + run_id(self.settings, job_id, attempt)
+        try:
+            return bool(await self.redis.delete(key))
+        except _REDIS_FAILURES as exc:
+            raise QueueError(f"Redis failed ({exc.__class__.__name__})") from exc
+
     async def holds_delivery(self, job_id: str, attempts: int) -> bool:
         """Whether arq has any of delivery tries 0..attempts queued (or deferred) or in progress."""
         ids = [delivery_id(self.settings, job_id, n) for n in range(attempts + 1)]

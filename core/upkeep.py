@@ -13,6 +13,7 @@ from core.delivery import DELIVERY_BACKOFF_S, schedule_delivery
 from core.deps import Deps
 from core.errors import QueueError
 from core.jobs import Job, JobState
+from core.ports import DELIVERY_CLAIM_TTL
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +85,23 @@ async def reap_expired_leases(deps: Deps, now: datetime | None = None) -> list[J
     return reaped
 
 
-async def reconcile_queue(deps: Deps) -> list[str]:
-    """Queue every `queued` row whose next run arq does not hold; return their ids."""
+async def reconcile_queue(deps: Deps, now: datetime | None = None) -> list[str]:
+    """Queue every `queued` row whose next run arq does not hold; return their ids.
+
+    A row still queued a lease after it was last changed, whose run arq marks as in
+    progress, was picked up by a worker that died before claiming it: the marker is
+    dropped so that arq hands the run to the next worker now.
+    """
+    now = now or utcnow()
+    picked_up_before = now - timedelta(seconds=deps.settings.job_lease_seconds)
     queued = await deps.store.list_jobs(states=[JobState.QUEUED], limit=RECONCILE_LIMIT)
     requeued = []
     for job in queued:
         attempt = job.attempts + 1
+        if job.updated_at < picked_up_before and await deps.queue.drop_stale_pickup(
+            job.id, attempt
+        ):
+            logger.warning("job %s: its run was picked up by a worker that died; freed", job.id)
         if await deps.queue.holds(job.id, attempt):
             continue
         if await deps.queue.enqueue_run(job.id, attempt):
@@ -103,9 +115,11 @@ async def reconcile_queue(deps: Deps) -> list[str]:
 
 async def reconcile_deliveries(deps: Deps, now: datetime | None = None) -> list[str]:
     """Queue a delivery for ended jobs that have none pending (e.g. Redis was down as they ended)."""
-    ended_before = (now or utcnow()) - DELIVERY_GRACE
+    now = now or utcnow()
     queued = []
-    for job in await deps.store.undelivered(ended_before, limit=RECONCILE_LIMIT):
+    for job in await deps.store.undelivered(
+        now - DELIVERY_GRACE, limit=RECONCILE_LIMIT, claimed_before=now - DELIVERY_CLAIM_TTL
+    ):
         if await deps.queue.holds_delivery(job.id, len(DELIVERY_BACKOFF_S)):
             continue  # a retry is waiting out its backoff
         await schedule_delivery(deps, job.id)

@@ -28,6 +28,7 @@ from arq.worker import Worker, func
 from core import delivery, processing, upkeep
 from core.deps import Deps, build
 from core.errors import QueueError, StoreError
+from core.ports import DELIVERY_CLAIM_TTL
 from core.processing import Policy
 from core.queue import DELIVER_FUNCTION, RUN_FUNCTION, deserialize, redis_settings, serialize
 from core.settings import Settings
@@ -152,7 +153,13 @@ def worker_settings(settings: Settings, *, policy: Policy | None = None) -> dict
     return {
         "functions": [
             func(run_job, name=RUN_FUNCTION, timeout=run_timeout, max_tries=10**6, keep_result=0),
-            func(deliver_result, name=DELIVER_FUNCTION, timeout=900, max_tries=5, keep_result=0),
+            func(
+                deliver_result,
+                name=DELIVER_FUNCTION,
+                timeout=int(DELIVERY_CLAIM_TTL.total_seconds()),
+                max_tries=5,
+                keep_result=0,
+            ),
         ],
         "cron_jobs": [
             cron(reap_expired_leases, name=f"{prefix}:reap_expired_leases", timeout=300),

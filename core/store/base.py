@@ -14,7 +14,7 @@ from typing import Any
 
 from core.errors import StoreError
 from core.jobs import Job, JobState, NewJob, Source
-from core.ports import AuditEntry, FinishedJob
+from core.ports import DELIVERY_CLAIM_TTL, AuditEntry, FinishedJob
 from core.store import rows
 from core.store.rows import Dialect, Query
 
@@ -146,29 +146,50 @@ class SqlJobStore(ABC):
         )
         return await self._update(q, job_id)
 
-    async def claim_delivery(self, job_id: str) -> bool:
-        """Set delivered_at if it is unset; True only for the one caller that set it."""
+    async def claim_delivery(
+        self, job_id: str, stale_after: timedelta = DELIVERY_CLAIM_TTL
+    ) -> bool:
+        """Claim the delivery of an undelivered job; True only for the one caller that got it."""
+        now = self._now()
         q = Query(self.dialect)
         sql = (
-            f"UPDATE bl_jobs SET delivered_at = {q.param(self._now(), 'delivered_at')}"
-            f" WHERE id = {q.param(job_id)} AND delivered_at IS NULL"
+            f"UPDATE bl_jobs SET delivery_claimed_at = {q.param(now, 'delivery_claimed_at')}"
+            f" WHERE id = {q.param(job_id)} AND delivered_at IS NULL AND (delivery_claimed_at"
+            f" IS NULL OR delivery_claimed_at < {q.param(now - stale_after, 'delivery_claimed_at')})"
         )
         return await self._execute(sql, q.params) == 1
 
+    async def confirm_delivery(self, job_id: str) -> None:
+        """Set delivered_at: the requester was told (or the delivery was given up: settled)."""
+        q = Query(self.dialect)
+        sql = (
+            f"UPDATE bl_jobs SET delivered_at = {q.param(self._now(), 'delivered_at')}"
+            f" WHERE id = {q.param(job_id)}"
+        )
+        await self._execute(sql, q.params)
+
     async def release_delivery(self, job_id: str) -> None:
-        """Clear delivered_at after a delivery attempt failed, so it can be retried."""
+        """Clear the claim and delivered_at after a delivery attempt failed, so it can be retried."""
         q = Query(self.dialect)
         await self._execute(
-            f"UPDATE bl_jobs SET delivered_at = NULL WHERE id = {q.param(job_id)}", q.params
+            "UPDATE bl_jobs SET delivered_at = NULL, delivery_claimed_at = NULL"
+            f" WHERE id = {q.param(job_id)}",
+            q.params,
         )
 
-    async def undelivered(self, ended_before: datetime, limit: int = 100) -> list[Job]:
-        """Ended jobs whose delivery is neither done nor settled, ended before `ended_before`."""
+    async def undelivered(
+        self, ended_before: datetime, limit: int = 100, claimed_before: datetime | None = None
+    ) -> list[Job]:
+        """Ended jobs not delivered, ended before `ended_before`, unclaimed or claimed before
+        `claimed_before` (default: `ended_before`)."""
         q = Query(self.dialect)
+        claimed_before = claimed_before or ended_before
         where = [
             q.in_list("status", [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]),
             "delivered_at IS NULL",
             f"completed_at < {q.param(ended_before, 'completed_at')}",
+            "(delivery_claimed_at IS NULL OR delivery_claimed_at"
+            f" < {q.param(claimed_before, 'delivery_claimed_at')})",
         ]
         return await self._jobs(q, where, "completed_at, id", limit)
 

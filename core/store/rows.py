@@ -26,6 +26,7 @@ TIME_COLUMNS = frozenset(
         "expires_at",
         "lease_expires_at",
         "delivered_at",
+        "delivery_claimed_at",
         "started_at",
         "completed_at",
         "at",  # bl_audit
@@ -249,7 +250,7 @@ def move_update(
     if target in TERMINAL_STATES:
         changes["completed_at"] = now
     if target is JobState.QUEUED:  # a fresh run: it ends, and is delivered, anew
-        changes |= {"completed_at": None, "delivered_at": None}
+        changes |= {"completed_at": None, "delivered_at": None, "delivery_claimed_at": None}
     changes |= given
     changes["updated_at"] = now
 

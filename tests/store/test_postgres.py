@@ -113,7 +113,7 @@ async def test_store_works_through_a_transaction_pooler(pgbouncer_url: str) -> N
     store = await PostgresJobStore.connect(f"{pgbouncer_url}?pgbouncer=true")
     try:
         assert store.pooled
-        assert await store.migrate() == ["0001_init"]
+        assert await store.migrate() == ["0001_init", "0002_delivery_claim"]
         jobs = [
             job
             for job, _ in await asyncio.gather(

@@ -207,8 +207,25 @@ async def test_claim_delivery_is_true_exactly_once_under_concurrency(store: SqlJ
     await store.move(job.id, JobState.COMPLETED)
     results = await asyncio.gather(*(store.claim_delivery(job.id) for _ in range(10)))
     assert results.count(True) == 1
-    assert (await store.get(job.id)).delivered_at is not None  # type: ignore[union-attr]
+    assert (await store.get(job.id)).delivery_claimed_at is not None  # type: ignore[union-attr]
     assert not await store.claim_delivery(job.id)
+    await store.confirm_delivery(job.id)
+    assert (await store.get(job.id)).delivered_at is not None  # type: ignore[union-attr]
+    assert not await store.claim_delivery(job.id, stale_after=timedelta(0))
+
+
+async def test_a_claim_left_by_a_dead_worker_can_be_taken_after_it_goes_stale(
+    store: SqlJobStore, clock: Clock
+) -> None:
+    job = await claimed(store)
+    await store.move(job.id, JobState.COMPLETED)
+    assert await store.claim_delivery(job.id)
+    clock.advance(60)
+    assert not await store.claim_delivery(job.id, stale_after=timedelta(minutes=5))
+    assert [j.id for j in await store.undelivered(clock.now)] == [job.id]
+    assert await store.undelivered(clock.now, claimed_before=clock.now - timedelta(minutes=5)) == []
+    clock.advance(300)
+    assert await store.claim_delivery(job.id, stale_after=timedelta(minutes=5))
 
 
 async def test_released_delivery_can_be_claimed_again(store: SqlJobStore) -> None:
@@ -290,7 +307,7 @@ async def test_undelivered_lists_ended_jobs_without_a_settled_delivery(
     await store.move(done.id, JobState.COMPLETED, owner="worker-a")
     delivered = await claimed(store, 2)
     await store.move(delivered.id, JobState.FAILED, owner="worker-a")
-    assert await store.claim_delivery(delivered.id)
+    await store.confirm_delivery(delivered.id)
     await claimed(store, 3)  # still processing
     clock.advance(60)
     assert [j.id for j in await store.undelivered(clock.now)] == [done.id]
