@@ -26,6 +26,11 @@ STILL_CONFIDENCE = 0.3
 MAX_IMPLAUSIBLE = 0.02
 #: level shift (Y + U + V) against the box's fill that marks a pixel of a still mark
 STILL_SHIFT = 10.0
+#: the band outside a user's box where scenery crossing its edge is looked for (pixels)
+CROSS_NEAR, CROSS_FAR = 2, 6
+#: a crossing part is dropped only when smaller than this share of the marked pixels
+CROSS_MAX_SHARE = 0.25
+CROSS_MIN_TOUCH = 3
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -106,6 +111,9 @@ def plan_marks(
             inside = _within(det.box, crop, support.shape)
             shift = _level_shift([ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], inside)
             marked = support | ((shift > STILL_SHIFT) & inside)
+            marked &= ~_crossing_scenery(
+                marked, [ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], det.box, crop
+            )
             marked = cv2.dilate(marked.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             alpha_y = marked.astype(np.float32)
             alpha_c = _half(alpha_y)
@@ -125,10 +133,10 @@ def plan_marks(
             Matte(
                 box=crop,
                 alpha_y=alpha_y,
-                a_y=est.a_y,
+                a_y=np.where(alpha_y > 0, est.a_y, 0.0).astype(np.float32),
                 alpha_c=alpha_c,
-                a_u=est.a_u,
-                a_v=est.a_v,
+                a_u=np.where(alpha_c > 0, est.a_u, 0.0).astype(np.float32),
+                a_v=np.where(alpha_c > 0, est.a_v, 0.0).astype(np.float32),
                 opacity=est.opacity if method != "inpaint" else 1.0,
                 start_frame=start,
                 end_frame=end,
@@ -178,6 +186,38 @@ def _level_shift(planes: list[np.ndarray], hole: np.ndarray) -> np.ndarray:
         shift = (y - fill)[:, 0].median(0).values.abs()
         total += F.interpolate(shift[None, None], size=(h, w), mode="nearest")[0, 0].numpy()
     return total
+
+
+def _crossing_scenery(
+    marked: np.ndarray, planes: list[np.ndarray], box: Box, crop: Box
+) -> np.ndarray:
+    """Parts of `marked` that are scenery crossing the box's edge: the mark lies inside its
+    box, so a structure that goes on outside it (a road line, a roof edge) is the scene's.
+    A part is dropped only when it is small beside the rest (the mark itself is kept even
+    if something outside touches it)."""
+    h, w = marked.shape
+    near = expand_box(box, CROSS_NEAR, crop.x + crop.w, crop.y + crop.h)
+    far = expand_box(box, CROSS_FAR, crop.x + crop.w, crop.y + crop.h)
+    band = _within(far, crop, (h, w)) & ~_within(near, crop, (h, w))
+    if not band.any():
+        return np.zeros((h, w), bool)
+    outside = (_level_shift(planes, _within(far, crop, (h, w))) > STILL_SHIFT) & band
+    if not outside.any():
+        return np.zeros((h, w), bool)
+    count, labels = cv2.connectedComponents((marked | outside).astype(np.uint8), connectivity=8)
+    drop = np.zeros((h, w), bool)
+    total = int(marked.sum())
+    # bridge the narrow gap between the box and the band along each structure's direction:
+    # a part counts as crossing when the band's structure lies within reach of its edge pixels
+    reach = cv2.dilate(outside.astype(np.uint8), np.ones((2 * CROSS_NEAR + 3,) * 2, np.uint8))
+    for label in range(1, count):
+        part = (labels == label) & marked
+        size = int(part.sum())
+        if size == 0 or size > CROSS_MAX_SHARE * total:
+            continue
+        if int((part & (reach > 0)).sum()) >= CROSS_MIN_TOUCH:
+            drop |= part
+    return drop
 
 
 def _within(box: Box, crop: Box, shape: tuple[int, ...]) -> np.ndarray:
