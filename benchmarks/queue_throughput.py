@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from core.jobs import Job, JobState, NewJob, Source  # noqa: E402
 from core.ports import EngineResult  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from core.worker import BUSY_RETRY_S  # noqa: E402
 
 
 class TrivialEngine:
@@ -75,7 +76,9 @@ def serve_worker() -> None:
     from core.processing import Policy
     from core.worker import build_worker
 
-    if os.environ.get("BENCH_BUSY_RETRY_S"):  # what-if only: the production value is 3 s
+    if os.environ.get(
+        "BENCH_BUSY_RETRY_S"
+    ):  # what-if only: production uses core.worker.BUSY_RETRY_S
         worker_module.BUSY_RETRY_S = float(os.environ["BENCH_BUSY_RETRY_S"])
 
     async def main() -> None:
@@ -244,7 +247,7 @@ async def backlog(
         "jobs_s": finished / elapsed if elapsed else 0.0,
         "enqueue_s": jobs / enqueue_s if enqueue_s else 0.0,
         "complete": done,
-        "busy_retry": busy_retry_s or "3 (prod)",
+        "busy_retry": busy_retry_s or f"{BUSY_RETRY_S:g} (prod)",
     }
 
 

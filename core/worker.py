@@ -35,8 +35,10 @@ from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-#: how soon a run waits to be picked again when this worker's engine slots are all busy
-BUSY_RETRY_S = 3.0
+#: how long a run waits here for a free engine slot before it is handed back to any worker
+BUSY_WAIT_S = 1.0
+#: how soon a handed-back run may be picked again (by this worker or another)
+BUSY_RETRY_S = 0.25
 #: how soon a run is tried again when the database did not answer
 STORE_RETRY_S = 15.0
 PRESENCE_EVERY_S = 10.0
@@ -45,9 +47,11 @@ PRESENCE_EVERY_S = 10.0
 async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
     """arq: run one attempt of a job (re-queued for any worker when this one is busy)."""
     slots: asyncio.Semaphore = ctx["slots"]
-    if slots.locked():
-        raise Retry(defer=BUSY_RETRY_S)
-    async with slots:
+    try:
+        await asyncio.wait_for(slots.acquire(), BUSY_WAIT_S)
+    except TimeoutError:
+        raise Retry(defer=BUSY_RETRY_S) from None
+    try:
         ctx["running"] += 1
         await _publish_heartbeat(ctx)
         try:
@@ -62,6 +66,8 @@ async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
         finally:
             ctx["running"] -= 1
             await asyncio.shield(_publish_heartbeat(ctx))
+    finally:
+        slots.release()
 
 
 async def deliver_result(ctx: dict[str, Any], job_id: str, attempt: int) -> str:
