@@ -31,6 +31,8 @@ CROSS_NEAR, CROSS_FAR = 2, 6
 #: a crossing part is dropped only when smaller than this share of the marked pixels
 CROSS_MAX_SHARE = 0.25
 CROSS_MIN_TOUCH = 3
+#: α above which a detected mark's pixels are tested for crossing its box's edge
+CROSS_ALPHA = 0.05
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -96,6 +98,17 @@ def plan_marks(
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
+        if explicit is None:
+            # found without the user: α that runs on out of the box or the frame belongs
+            # to scenery next to the mark, whose changes the fill predicted badly
+            planes = [ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]]
+            scenery = _crossing_scenery(
+                alpha_y > CROSS_ALPHA, planes, det.box, crop, frame=(fmt.width, fmt.height)
+            )
+            if scenery.any():
+                grown = cv2.dilate(scenery.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+                alpha_y = np.where(grown, 0.0, alpha_y).astype(np.float32)
+                alpha_c = _mean_half(alpha_y)
         implausible = _implausible_share(ys[sl, cy, cx], est.alpha_y, est.a_y)
         still = est.confidence < STILL_CONFIDENCE or implausible > MAX_IMPLAUSIBLE
         if explicit is None and still:
@@ -189,19 +202,32 @@ def _level_shift(planes: list[np.ndarray], hole: np.ndarray) -> np.ndarray:
 
 
 def _crossing_scenery(
-    marked: np.ndarray, planes: list[np.ndarray], box: Box, crop: Box
+    marked: np.ndarray,
+    planes: list[np.ndarray],
+    box: Box,
+    crop: Box,
+    frame: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Parts of `marked` that are scenery crossing the box's edge: the mark lies inside its
     box, so a structure that goes on outside it (a road line, a roof edge) is the scene's.
-    A part is dropped only when it is small beside the rest (the mark itself is kept even
-    if something outside touches it)."""
+    With `frame` (width, height), a part cut by the frame's edge counts as crossing too
+    (a detected mark sits inside the picture; scenery runs out of it). A part is dropped
+    only when it is small beside the rest (the mark itself is kept even if something
+    outside touches it)."""
     h, w = marked.shape
     near = expand_box(box, CROSS_NEAR, crop.x + crop.w, crop.y + crop.h)
     far = expand_box(box, CROSS_FAR, crop.x + crop.w, crop.y + crop.h)
     band = _within(far, crop, (h, w)) & ~_within(near, crop, (h, w))
-    if not band.any():
-        return np.zeros((h, w), bool)
-    outside = (_level_shift(planes, _within(far, crop, (h, w))) > STILL_SHIFT) & band
+    outside = np.zeros((h, w), bool)
+    if band.any():
+        outside = (_level_shift(planes, _within(far, crop, (h, w))) > STILL_SHIFT) & band
+    if frame is not None:
+        cut = np.zeros((h, w), bool)
+        cut[:, 0] |= crop.x == 0
+        cut[0, :] |= crop.y == 0
+        cut[:, -1] |= crop.x + crop.w >= frame[0]
+        cut[-1, :] |= crop.y + crop.h >= frame[1]
+        outside |= cut & marked
     if not outside.any():
         return np.zeros((h, w), bool)
     count, labels = cv2.connectedComponents((marked | outside).astype(np.uint8), connectivity=8)
@@ -230,6 +256,12 @@ def _half(alpha: np.ndarray) -> np.ndarray:
     """α on the 4:2:0 chroma grid: the largest of each 2×2 block (a fill must cover it all)."""
     h, w = alpha.shape
     return alpha[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3)).copy()
+
+
+def _mean_half(alpha: np.ndarray) -> np.ndarray:
+    """α on the 4:2:0 chroma grid: the mean of each 2×2 block (as the matting gives it)."""
+    h, w = alpha.shape
+    return alpha[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
 
 
 def _boundary(indices: np.ndarray, sample: int) -> int:
