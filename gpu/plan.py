@@ -33,6 +33,9 @@ CROSS_MAX_SHARE = 0.25
 CROSS_MIN_TOUCH = 3
 #: α above which a detected mark's pixels are tested for crossing its box's edge
 CROSS_ALPHA = 0.05
+#: α groups closer than this (pixels) are one mark; groups under this share of the largest
+#: group's α mass are left out of a detected mark
+BODY_GAP, BODY_SHARE = 9, 0.1
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -108,7 +111,9 @@ def plan_marks(
             if scenery.any():
                 grown = cv2.dilate(scenery.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
                 alpha_y = np.where(grown, 0.0, alpha_y).astype(np.float32)
-                alpha_c = _mean_half(alpha_y)
+            # and faint α apart from the mark's body (a cable crossing the box) is scenery
+            alpha_y = np.where(_main_body(alpha_y), alpha_y, 0.0).astype(np.float32)
+            alpha_c = _mean_half(alpha_y)
         implausible = _implausible_share(ys[sl, cy, cx], est.alpha_y, est.a_y)
         still = est.confidence < STILL_CONFIDENCE or implausible > MAX_IMPLAUSIBLE
         if explicit is None and still:
@@ -256,6 +261,22 @@ def _half(alpha: np.ndarray) -> np.ndarray:
     """α on the 4:2:0 chroma grid: the largest of each 2×2 block (a fill must cover it all)."""
     h, w = alpha.shape
     return alpha[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3)).copy()
+
+
+def _main_body(alpha: np.ndarray) -> np.ndarray:
+    """Where the mark's body is: groups of α (parts closer than BODY_GAP joined) holding at
+    least BODY_SHARE of the largest group's α mass; a mark's letters stay together, faint
+    α far from them (scenery the fill mispredicted) is left out."""
+    support = (alpha > CROSS_ALPHA).astype(np.uint8)
+    if not support.any():
+        return support.astype(bool)
+    grown = cv2.dilate(support, np.ones((BODY_GAP, BODY_GAP), np.uint8))
+    count, labels = cv2.connectedComponents(grown, connectivity=8)
+    mass = np.bincount(labels.ravel(), weights=(alpha * support).ravel(), minlength=count)
+    mass[0] = 0.0
+    keep = mass >= BODY_SHARE * mass.max()
+    keep[0] = False
+    return keep[labels]
 
 
 def _mean_half(alpha: np.ndarray) -> np.ndarray:
