@@ -175,7 +175,7 @@ def process(
     report: dict[str, Any] = {
         "regions": [
             {
-                "box": m.box.as_list(),
+                "box": m.reported_box.as_list(),
                 "opacity": round(float(m.opacity), 3),
                 "start_s": round(m.start_s, 3),
                 "end_s": round(m.end_s if m.end_s is not None else frames / fps if fps else 0.0, 3),

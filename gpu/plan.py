@@ -18,6 +18,8 @@ from gpu.sampling import Samples
 log = logging.getLogger(__name__)
 
 MARGIN = 8
+#: a detected mark is reported as its α support grown by this much (pixels)
+REPORT_MARGIN = 2
 #: an explicit box in which less than this share of pixels looks marked is filled whole
 EXPLICIT_MIN_MARKED = 0.02
 #: below this temporal confidence a user-given mark is filled rather than inverted
@@ -141,6 +143,19 @@ def plan_marks(
             alpha_y = support.astype(np.float32)
             alpha_c = _half(alpha_y)
             method = "inpaint"
+        a_y, a_u, a_v = est.a_y, est.a_u, est.a_v
+        mark_box: Box | None = None
+        if explicit is None and method != "inpaint":
+            mark_box = _tight_box(alpha_y, crop, fmt.width, fmt.height, REPORT_MARGIN)
+            # the box reported and worked on: the mark's α support with a margin
+            tight = _tight_box(alpha_y, crop, fmt.width, fmt.height, MARGIN)
+            if tight is not None and tight.area < crop.area:
+                oy, ox = tight.y - crop.y, tight.x - crop.x
+                luma = (slice(oy, oy + tight.h), slice(ox, ox + tight.w))
+                chroma = (slice(oy // 2, (oy + tight.h) // 2), slice(ox // 2, (ox + tight.w) // 2))
+                alpha_y, a_y = alpha_y[luma], a_y[luma]
+                alpha_c, a_u, a_v = alpha_c[chroma], a_u[chroma], a_v[chroma]
+                crop = tight
         start = 0 if det.first_sample == 0 else _boundary(samples.indices, det.first_sample)
         end = (
             None
@@ -151,16 +166,17 @@ def plan_marks(
             Matte(
                 box=crop,
                 alpha_y=alpha_y,
-                a_y=np.where(alpha_y > 0, est.a_y, 0.0).astype(np.float32),
+                a_y=np.where(alpha_y > 0, a_y, 0.0).astype(np.float32),
                 alpha_c=alpha_c,
-                a_u=np.where(alpha_c > 0, est.a_u, 0.0).astype(np.float32),
-                a_v=np.where(alpha_c > 0, est.a_v, 0.0).astype(np.float32),
+                a_u=np.where(alpha_c > 0, a_u, 0.0).astype(np.float32),
+                a_v=np.where(alpha_c > 0, a_v, 0.0).astype(np.float32),
                 opacity=est.opacity if method != "inpaint" else 1.0,
                 start_frame=start,
                 end_frame=end,
                 start_s=start / fps,
                 end_s=None if end is None else end / fps,
                 method=method,
+                mark_box=mark_box,
             )
         )
         log.info(
@@ -261,6 +277,26 @@ def _half(alpha: np.ndarray) -> np.ndarray:
     """α on the 4:2:0 chroma grid: the largest of each 2×2 block (a fill must cover it all)."""
     h, w = alpha.shape
     return alpha[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3)).copy()
+
+
+def _tight_box(alpha: np.ndarray, crop: Box, width: int, height: int, margin: int) -> Box | None:
+    """The box of α's support (in frame pixels) grown by `margin`, within `crop`, even-aligned."""
+    rows, cols = np.nonzero(alpha > 0)
+    if rows.size == 0:
+        return None
+    inner = Box(
+        crop.x + int(cols.min()),
+        crop.y + int(rows.min()),
+        int(cols.max() - cols.min()) + 1,
+        int(rows.max() - rows.min()) + 1,
+    )
+    grown = expand_box(inner, margin, width, height)
+    x0, y0 = max(grown.x, crop.x), max(grown.y, crop.y)
+    x1 = min(grown.x + grown.w, crop.x + crop.w)
+    y1 = min(grown.y + grown.h, crop.y + crop.h)
+    if (x0 - crop.x) % 2 or (y0 - crop.y) % 2 or (x1 - x0) % 2 or (y1 - y0) % 2:
+        return None
+    return Box(x0, y0, x1 - x0, y1 - y0)
 
 
 def _main_body(alpha: np.ndarray) -> np.ndarray:

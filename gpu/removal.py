@@ -38,6 +38,12 @@ class Matte:
     start_s: float = 0.0
     end_s: float | None = None
     method: str = "invert"
+    mark_box: Box | None = None  # the mark itself, when known tighter than the working box
+
+    @property
+    def reported_box(self) -> Box:
+        """The box shown to users: the mark's own when known, else the working box."""
+        return self.mark_box or self.box
 
     def active(self, first: int, count: int) -> tuple[int, int] | None:
         """The slice of a batch [first, first+count) where this mark is present, or None."""
