@@ -18,6 +18,8 @@ from gpu.sampling import Samples
 log = logging.getLogger(__name__)
 
 MARGIN = 8
+#: in a mark found opaque, pixels above this share of its opacity are filled as its core
+OPAQUE_CORE = 0.75
 #: a detected mark is reported as its α support grown by this much (pixels)
 REPORT_MARGIN = 2
 #: an explicit box in which less than this share of pixels looks marked is filled whole
@@ -103,6 +105,11 @@ def plan_marks(
         )
         method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
+        if method == "invert+inpaint":
+            # an opaque mark's core reads low where the fill mispredicts the picture (α is
+            # underestimated, and inverting it amplifies noise): fill all of its core
+            alpha_y = np.where(alpha_y > OPAQUE_CORE * est.opacity, 1.0, alpha_y).astype(np.float32)
+            alpha_c = _mean_half(alpha_y)
         if explicit is None:
             # found without the user: α that runs on out of the box or the frame belongs
             # to scenery next to the mark, whose changes the fill predicted badly
