@@ -25,13 +25,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bots.slack import SLACK_BOT_KEY  # noqa: E402
 from core.deps import build  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from tests.redis_keys import forget_redis_keys  # noqa: E402
 from tests.slack.fake_slack import BOT_TOKEN, FakeSlack  # noqa: E402
 from tests.slack.slack_http import (  # noqa: E402
     SIGNING_SECRET,
@@ -194,18 +194,8 @@ async def main(args: argparse.Namespace) -> int:
             await runner.cleanup()
             await deps.close()
             await fake.stop()
-            await forget(redis_url, prefix)
+            await forget_redis_keys(redis_url, prefix)
     return 0
-
-
-async def forget(url: str, prefix: str) -> None:
-    client = Redis.from_url(url)
-    try:
-        for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
-            async for key in client.scan_iter(match=pattern, count=500):
-                await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 def parse_args() -> argparse.Namespace:

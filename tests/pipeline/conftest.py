@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from core.deps import Deps, build
 from core.jobs import NewJob, Source
@@ -15,20 +14,10 @@ from core.processing import Policy
 from core.settings import Settings
 from core.worker import build_worker, close_worker
 from tests.pipeline.fakes import CountingNotifier, ScriptedEngine
+from tests.redis_keys import forget_redis_keys as forget_prefix
 
 #: short lease and retry waits so whole job lives fit in a test
 FAST = Policy(lease_s=2, heartbeat_s=0.1, retry_base_s=0.02)
-
-
-async def forget_prefix(url: str, prefix: str) -> None:
-    """Delete every Redis key this test made (ours and arq's), never anything else."""
-    client = Redis.from_url(url)
-    try:
-        for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
-            async for key in client.scan_iter(match=pattern, count=500):
-                await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

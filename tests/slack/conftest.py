@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from redis.asyncio import Redis
 
 from bots.slack import SLACK_BOT_KEY, SlackBot
 from core.deps import Deps, build
 from core.ports import EngineResult
 from core.settings import Settings
+from tests.redis_keys import forget_redis_keys
 from tests.slack.fake_slack import BOT_TOKEN, FakeSlack
 from tests.slack.slack_http import SIGNING_SECRET, command_form, dumps, signed_headers
 
@@ -37,17 +37,6 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     fake = await FakeSlack().start()
     yield fake
     await fake.stop()
-
-
-async def forget_redis_keys(url: str, prefix: str) -> None:
-    """Delete the Redis keys a test made (ours and arq's, by prefix), never anything else."""
-    client = Redis.from_url(url)
-    try:
-        for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
-            async for key in client.scan_iter(match=pattern, count=500):
-                await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

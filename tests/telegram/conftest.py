@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from core.deps import Deps, build
 from core.settings import Settings
+from tests.redis_keys import forget_keys
 from tests.telegram.fake_botapi import TOKEN, FakeBotApi
 from tests.telegram.updates import ADMIN_ID
 
@@ -59,15 +60,8 @@ async def make_deps() -> AsyncIterator[Callable[..., Any]]:
 
     yield factory
     for deps in reversed(built):
-        await forget_redis_keys(deps.redis, deps.settings.redis_prefix)
+        await forget_keys(deps.redis, deps.settings.redis_prefix)
         await deps.close()
-
-
-async def forget_redis_keys(redis: Any, prefix: str) -> None:
-    """Delete the Redis keys a test made (ours and arq's, by prefix), never anything else."""
-    for pattern in (f"{prefix}:*", f"arq:*:{prefix}:*"):
-        async for key in redis.scan_iter(match=pattern, count=500):
-            await redis.delete(key)
 
 
 def build_web_app(deps: Deps) -> web.Application:

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.deps import Deps, build
 from core.jobs import Job
+from tests.redis_keys import forget_keys
 from webhooks.server import build_app
 from webhooks.signatures import signed_headers
 
@@ -110,11 +111,7 @@ async def start_api(
 
 
 async def _forget_redis_keys(deps: Deps) -> None:
-    prefix = deps.settings.redis_prefix
-    keys = [key async for key in deps.redis.scan_iter(match=f"{prefix}:*")]
-    keys += [key async for key in deps.redis.scan_iter(match=f"arq:*{prefix}:*")]
-    if keys:
-        await deps.redis.delete(*keys)
+    await forget_keys(deps.redis, deps.settings.redis_prefix)
 
 
 @pytest.fixture
