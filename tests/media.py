@@ -22,7 +22,16 @@ def make_clip(
     source: str = "testsrc2",
 ) -> Path:
     """Write a small H.264 MP4 (with an AAC tone when `audio`) and return its path."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate={fps}"]
+    cmd = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{source}=size={size}:rate={fps}",
+    ]
     if audio:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050"]
     cmd += ["-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"]
