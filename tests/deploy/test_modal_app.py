@@ -6,17 +6,16 @@ import ast
 import importlib
 import re
 import tomllib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import modal
 import pytest
-from aiohttp.test_utils import TestServer
 from modal._utils.async_utils import synchronizer
 
 from core.settings import Settings
-from tests.deploy.fake_supabase import FakeStorage, build_app
+from tests.deploy.fake_supabase import FakeStorage
 from tests.media import count_frames, make_clip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,17 +207,6 @@ def _module_of(distribution: str) -> str:
 
 
 # --- the GPU function's body, run here ------------------------------------------------------
-
-
-@pytest.fixture
-async def fake_supabase() -> AsyncIterator[tuple[FakeStorage, str]]:
-    state = FakeStorage()
-    server = TestServer(build_app(state), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield state, str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ from typing import Any
 
 import modal
 import pytest
-from aiohttp.test_utils import TestServer
 
 from core import intake
 from core.deps import Deps, build
@@ -25,7 +24,7 @@ from core.ops.reports import cold_start_of
 from core.settings import Settings
 from gpu import modal_app
 from gpu.remote import ModalEngine
-from tests.deploy.fake_supabase import FakeStorage, build_app
+from tests.deploy.fake_supabase import FakeStorage
 from tests.media import count_frames, make_clip
 from tests.pipeline.conftest import FAST, forget_prefix, run_worker
 from tests.pipeline.fakes import CountingNotifier
@@ -115,27 +114,16 @@ class NoProgressYet:
 
 
 @pytest.fixture
-async def bucket() -> AsyncIterator[tuple[FakeStorage, str]]:
-    state = FakeStorage()
-    server = TestServer(build_app(state), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield state, str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
-
-
-@pytest.fixture
 async def deps(
     make_settings: Callable[..., Settings],
     redis_url: str,
-    bucket: tuple[FakeStorage, str],
+    fake_supabase: tuple[FakeStorage, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[Deps, ModalCloud, CountingNotifier]]:
     supabase = {
         "storage_backend": "supabase",
-        "supabase_url": bucket[1],
+        "supabase_url": fake_supabase[1],
         "supabase_service_key": "service-key",
         "supabase_bucket": "videos",
     }
@@ -171,11 +159,11 @@ async def submit(deps: Deps, clip: Path, name: str) -> str:
 
 async def test_modal_jobs_run_on_the_gpu_function_and_land_in_the_bucket(
     deps: tuple[Deps, ModalCloud, CountingNotifier],
-    bucket: tuple[FakeStorage, str],
+    fake_supabase: tuple[FakeStorage, str],
     tmp_path: Path,
 ) -> None:
     built, cloud, notifier = deps
-    state, _ = bucket
+    state, _ = fake_supabase
     assert isinstance(built.engine, ModalEngine)
     first = await submit(built, make_clip(tmp_path / "a.mp4"), "a.mp4")
     second = await submit(built, make_clip(tmp_path / "b.mp4", audio=False), "b.mp4")
@@ -238,13 +226,13 @@ async def test_cancelling_a_job_cancels_its_modal_call(
 
 
 async def test_health_checks_the_bucket_round_trip_and_the_modal_function(
-    deps: tuple[Deps, ModalCloud, CountingNotifier], bucket: tuple[FakeStorage, str]
+    deps: tuple[Deps, ModalCloud, CountingNotifier], fake_supabase: tuple[FakeStorage, str]
 ) -> None:
     from core.health import check_health
     from core.ops.render import render_health
 
     built, _, _ = deps
-    state, _ = bucket
+    state, _ = fake_supabase
 
     health = await check_health(built)
 

@@ -9,34 +9,22 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from core.errors import ConfigError, StorageError, VideoTooLarge
 from core.storage import supabase as supabase_storage
 from core.storage.supabase import SupabaseStorage
-from tests.deploy.fake_supabase import FakeStorage, build_app
+from tests.deploy.fake_supabase import FakeStorage
 
 SERVICE_KEY = "service-role-key-for-tests"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeStorage, str]]:
-    state = FakeStorage()
-    server = TestServer(build_app(state), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield state, str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
-
-
-@pytest.fixture
 async def storage(
-    fake: tuple[FakeStorage, str], make_settings: Callable[..., Any]
+    fake_supabase: tuple[FakeStorage, str], make_settings: Callable[..., Any]
 ) -> AsyncIterator[SupabaseStorage]:
     settings = make_settings(
         storage_backend="supabase",
-        supabase_url=fake[1],
+        supabase_url=fake_supabase[1],
         supabase_service_key=SERVICE_KEY,
         supabase_bucket="videos",
     )
@@ -48,9 +36,9 @@ async def storage(
 
 
 async def test_small_file_is_uploaded_with_service_key_content_type_and_upsert(
-    storage: SupabaseStorage, fake: tuple[FakeStorage, str], tmp_path: Path
+    storage: SupabaseStorage, fake_supabase: tuple[FakeStorage, str], tmp_path: Path
 ) -> None:
-    state, _ = fake
+    state, _ = fake_supabase
     video = tmp_path / "in.mp4"
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(5000))
 
@@ -70,9 +58,9 @@ async def test_small_file_is_uploaded_with_service_key_content_type_and_upsert(
 
 
 async def test_download_streams_the_object_to_disk(
-    storage: SupabaseStorage, fake: tuple[FakeStorage, str], tmp_path: Path
+    storage: SupabaseStorage, fake_supabase: tuple[FakeStorage, str], tmp_path: Path
 ) -> None:
-    state, _ = fake
+    state, _ = fake_supabase
     payload = os.urandom(3 * 1024 * 1024 + 17)
     state.objects[("videos", "outputs/j2.mp4")] = (payload, "video/mp4")
 
@@ -95,9 +83,9 @@ async def test_missing_object_download_raises_storage_error_and_leaves_no_file(
 
 
 async def test_signed_url_is_absolute_and_downloadable_without_the_key(
-    storage: SupabaseStorage, fake: tuple[FakeStorage, str]
+    storage: SupabaseStorage, fake_supabase: tuple[FakeStorage, str]
 ) -> None:
-    state, base = fake
+    state, base = fake_supabase
     state.objects[("videos", "outputs/j3.mp4")] = (b"cleaned video", "video/mp4")
 
     url = await storage.signed_url("outputs/j3.mp4", expires_in=600)
@@ -117,9 +105,9 @@ async def test_signing_a_missing_object_raises_storage_error(storage: SupabaseSt
 
 
 async def test_delete_removes_by_prefix_and_tolerates_missing_objects(
-    storage: SupabaseStorage, fake: tuple[FakeStorage, str]
+    storage: SupabaseStorage, fake_supabase: tuple[FakeStorage, str]
 ) -> None:
-    state, _ = fake
+    state, _ = fake_supabase
     state.objects[("videos", "inputs/j4/a.mp4")] = (b"x", "video/mp4")
 
     assert await storage.exists("inputs/j4/a.mp4")
@@ -132,9 +120,9 @@ async def test_delete_removes_by_prefix_and_tolerates_missing_objects(
 
 
 async def test_large_file_goes_through_resumable_upload_in_six_mb_chunks(
-    storage: SupabaseStorage, fake: tuple[FakeStorage, str], tmp_path: Path
+    storage: SupabaseStorage, fake_supabase: tuple[FakeStorage, str], tmp_path: Path
 ) -> None:
-    state, _ = fake
+    state, _ = fake_supabase
     payload = os.urandom(supabase_storage.TUS_CHUNK_SIZE * 2 + 1234)
     video = tmp_path / "big.mp4"
     video.write_bytes(payload)
@@ -171,9 +159,9 @@ async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
 
 
 async def test_put_stream_stores_the_stream_and_cleans_its_spool(
-    storage: SupabaseStorage, fake: tuple[FakeStorage, str], tmp_path: Path
+    storage: SupabaseStorage, fake_supabase: tuple[FakeStorage, str], tmp_path: Path
 ) -> None:
-    state, _ = fake
+    state, _ = fake_supabase
     size = await storage.put_stream(
         "inputs/j6/clip.mov", _chunks([b"abc", b"defg"]), "video/quicktime", max_bytes=100
     )
@@ -184,9 +172,9 @@ async def test_put_stream_stores_the_stream_and_cleans_its_spool(
 
 
 async def test_put_stream_past_max_bytes_raises_too_large_and_stores_nothing(
-    storage: SupabaseStorage, fake: tuple[FakeStorage, str], tmp_path: Path
+    storage: SupabaseStorage, fake_supabase: tuple[FakeStorage, str], tmp_path: Path
 ) -> None:
-    state, _ = fake
+    state, _ = fake_supabase
     with pytest.raises(VideoTooLarge):
         await storage.put_stream(
             "inputs/j7/big.mp4", _chunks([b"x" * 60, b"y" * 60]), "video/mp4", max_bytes=100
