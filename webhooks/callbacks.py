@@ -45,11 +45,13 @@ EVENT_TYPES = {
 USER_AGENT = "BlankLogo-Webhooks/1"
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 text of a time, or None."""
     return value.isoformat() if value is not None else None
 
 
-def _ms_between(start: datetime | None, end: datetime | None) -> int | None:
+def ms_between(start: datetime | None, end: datetime | None) -> int | None:
+    """Milliseconds from `start` to `end`, or None when either is unknown."""
     if start is None or end is None:
         return None
     return int((end - start).total_seconds() * 1000)
@@ -68,11 +70,11 @@ def event_body(job: Job, result_url: str | None, public_base_url: str) -> dict[s
             "status_url": f"{base}/v1/jobs/{job.id}",
             "error": job.error_message,
             "metadata": job.reply_to.get("metadata"),
-            "completed_at": _iso(job.completed_at),
+            "completed_at": iso(job.completed_at),
             "timings": {
-                "queued_ms": _ms_between(job.created_at, job.started_at),
+                "queued_ms": ms_between(job.created_at, job.started_at),
                 "processing_ms": job.processing_time_ms,
-                "total_ms": _ms_between(job.created_at, job.completed_at),
+                "total_ms": ms_between(job.created_at, job.completed_at),
             },
         },
     }

@@ -21,7 +21,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +31,7 @@ from core.deps import Deps
 from core.jobs import Job, JobState, NewJob, Source, new_job_id
 from gpu.regions import parse_region
 from webhooks.auth import Client, authenticate
+from webhooks.callbacks import iso, ms_between
 from webhooks.errors import bad_request, http_error, too_large
 from webhooks.safe_http import LookupFailed, check_url
 from webhooks.server import DEPS_KEY
@@ -63,16 +63,6 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _ms_between(start: datetime | None, end: datetime | None) -> int | None:
-    if start is None or end is None:
-        return None
-    return int((end - start).total_seconds() * 1000)
-
-
 def job_links(deps: Deps, job_id: str) -> dict[str, str]:
     """The API's URLs for one job."""
     base = deps.settings.public_base_url.rstrip("/")
@@ -85,9 +75,9 @@ def job_links(deps: Deps, job_id: str) -> dict[str, str]:
 def job_timings(job: Job) -> dict[str, Any]:
     """How long the job waited and worked, plus the engine's own step timings."""
     timings: dict[str, Any] = {
-        "queued_ms": _ms_between(job.created_at, job.started_at),
+        "queued_ms": ms_between(job.created_at, job.started_at),
         "processing_ms": job.processing_time_ms,
-        "total_ms": _ms_between(job.created_at, job.completed_at),
+        "total_ms": ms_between(job.created_at, job.completed_at),
     }
     engine = (job.report or {}).get("timings")
     if isinstance(engine, dict):
@@ -107,10 +97,10 @@ def job_view(deps: Deps, job: Job) -> dict[str, Any]:
         "max_attempts": job.max_attempts,
         "region": job.options.get("region"),
         "metadata": job.reply_to.get("metadata"),
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "completed_at": _iso(job.completed_at),
-        "expires_at": _iso(job.expires_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
+        "expires_at": iso(job.expires_at),
         "timings": job_timings(job),
         **job_links(deps, job.id),
     }
