@@ -16,19 +16,13 @@ from slack_bolt.async_app import AsyncApp
 
 from bots.slack.background import BackgroundTasks
 from core.deps import Deps
+from core.ops import COMMANDS as OPS_COMMAND_NAMES
 from core.ops import OpsRequest, handle_command
 
 logger = logging.getLogger(__name__)
 
-#: Slack command -> ops command name
-COMMANDS: Mapping[str, str] = {
-    "/health": "health",
-    "/queue": "queue",
-    "/retry-stuck": "retry-stuck",
-    "/job": "job",
-    "/retry": "retry",
-    "/cancel": "cancel",
-}
+#: Slack command -> ops command name (every shared ops command, as a slash command)
+COMMANDS: Mapping[str, str] = {f"/{name}": name for name in OPS_COMMAND_NAMES}
 #: how long the ack waits for the report before it answers "working on it" (Slack allows 3 s)
 ANSWER_IN_ACK_S = 2.0
 

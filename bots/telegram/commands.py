@@ -7,18 +7,12 @@ import logging
 from telegram import Bot, BotCommand
 
 from core.deps import Deps
+from core.ops import COMMANDS
 
 logger = logging.getLogger(__name__)
 
 #: Telegram command -> ops command (Telegram commands cannot contain a hyphen)
-OPS_COMMANDS: dict[str, str] = {
-    "health": "health",
-    "queue": "queue",
-    "retry_stuck": "retry-stuck",
-    "job": "job",
-    "retry": "retry",
-    "cancel": "cancel",
-}
+OPS_COMMANDS: dict[str, str] = {name.replace("-", "_"): name for name in COMMANDS}
 
 MENU: tuple[BotCommand, ...] = (
     BotCommand("start", "What this bot does"),
