@@ -23,7 +23,14 @@ import time
 from typing import Any
 
 from arq import Retry, cron
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from core import delivery, processing, upkeep
 from core.deps import Deps, build
@@ -216,13 +223,63 @@ async def close_worker(worker: Worker) -> None:
     cancelled before it began re-raises CancelledError there and skips on_shutdown; here
     the tasks are awaited first and forgotten, then arq closes the rest.
     """
+    # running now, or already cancelled by arq's own signal handler
+    cut = [job_id for job_id, task in worker.tasks.items() if task.cancelling() or not task.done()]
     for task in worker.tasks.values():
         # one cancel only: a second one would cut short a job that is handing itself back
         if not task.done() and not task.cancelling():
             task.cancel()
     await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
     worker.tasks.clear()
+    await _drop_cut_cron_runs(worker, [job_id for job_id in cut if _is_cron_run(worker, job_id)])
     await worker.close()
+
+
+def _is_cron_run(worker: Worker, arq_id: str) -> bool:
+    """Whether an arq job id is a run of one of the worker's cron jobs (arq's `{name}:{ms}`)."""
+    for cron_job in worker.cron_jobs:
+        if arq_id == cron_job.job_id:
+            return True
+        name, _, ms = arq_id.rpartition(":")
+        if cron_job.unique and name == cron_job.name and ms.isdigit():
+            return True
+    return False
+
+
+async def _drop_cut_cron_runs(worker: Worker, arq_ids: list[str]) -> None:
+    """Forget in Redis the cron runs a stop cut short.
+
+    arq keeps a cancelled cron run queued with its in-progress marker for a minute, and
+    then fails it ("max retries 1 exceeded"): a burst worker started meanwhile waits for
+    it. A cron run is only one tick of a schedule; the next worker runs its own.
+    """
+    if not arq_ids or worker._pool is None:
+        return
+    keys = [
+        prefix + arq_id
+        for arq_id in arq_ids
+        for prefix in (
+            in_progress_key_prefix,
+            job_key_prefix,
+            retry_key_prefix,
+            result_key_prefix,
+        )
+    ]
+    try:
+        async with worker.pool.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys)
+            pipe.zrem(worker.queue_name, *arq_ids)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        logger.warning(
+            "cron runs %s cut short but left in Redis (%s)",
+            ", ".join(arq_ids),
+            exc.__class__.__name__,
+        )
+    else:
+        logger.info(
+            "cron runs %s cut short by the stop; dropped from the queue", ", ".join(arq_ids)
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

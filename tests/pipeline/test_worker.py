@@ -6,8 +6,15 @@ import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from arq.constants import job_key_prefix
+from arq import cron
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 
 from core import queue as arq_queue
 from core.deps import Deps
@@ -217,6 +224,42 @@ async def test_graceful_shutdown_hands_the_job_back_at_once(
     job = await deps.store.get(accepted.job.id)
     assert job is not None and job.status == JobState.COMPLETED and job.attempts == 1
     assert notifier.count(job.id) == 1
+
+
+async def test_a_stop_during_a_cron_run_leaves_nothing_for_the_next_worker_to_wait_on(
+    deps: Deps,
+) -> None:
+    ticking = asyncio.Event()
+    cut: list[str] = []
+
+    async def tick_forever(ctx: dict[str, Any]) -> None:
+        cut.append(ctx["job_id"])
+        ticking.set()
+        await asyncio.Event().wait()
+
+    name = f"{deps.settings.redis_prefix}:tick_forever"
+    worker = build_worker(
+        deps.settings,
+        deps=deps,
+        poll_delay=0,
+        handle_signals=False,
+        cron_jobs=[cron(tick_forever, name=name, run_at_startup=True)],
+    )
+    running = asyncio.create_task(worker.async_run())
+    await asyncio.wait_for(ticking.wait(), 10)
+    [arq_id] = cut
+    assert arq_id.startswith(f"{name}:")
+
+    await close_worker(worker)
+    running.cancel()
+
+    # arq would keep the run queued, in progress for a minute, then fail it as retried once
+    prefixes = (in_progress_key_prefix, job_key_prefix, retry_key_prefix, result_key_prefix)
+    assert [await deps.redis.exists(p + arq_id) for p in prefixes] == [0, 0, 0, 0]
+    assert await deps.redis.zscore(deps.settings.queue_name, arq_id) is None
+
+    after = await run_worker(deps)
+    assert (after.jobs_failed, after.jobs_retried) == (0, 0)
 
 
 async def test_reconciler_requeues_queued_rows_that_redis_lost(
