@@ -142,7 +142,8 @@ class Bench:
             "DATA_DIR": str(self.work),
             "JOB_LEASE_SECONDS": str(self.lease_s),
         }
-        settings = Settings(**{k.lower(): v for k, v in self.env.items()})
+        values: dict[str, Any] = {k.lower(): v for k, v in self.env.items()}
+        settings = Settings(**values)
         self.deps = await build(settings, engine=TrivialEngine(None, self.prefix), notifiers={})
         return self
 

@@ -1,5 +1,7 @@
 """Soak: a few thousand jobs through two worker processes, one SIGKILLed and restarted in the
 middle, then a count that every job ended exactly once (one terminal state, one delivery).
+Worker 1 is killed once a third of the runs ended, at a moment the database shows it holding
+leases; the exit status is 1 also when that never happened (a soak without a kill proves nothing).
 
 Loopback only and bounded: the private Redis, database and worker processes of
 `benchmarks/queue_throughput.py` (trivial engine stand-in and counting notifier, benchmark
@@ -38,6 +40,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         workers = [await bench.start_worker(args.slots) for _ in range(2)]
         deadline = time.monotonic() + args.max_seconds
         killed_at: float | None = None
+        held_at_kill = 0
         restarted = False
         reaped = 0
         last_reap = 0.0
@@ -47,14 +50,19 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             delivered = counts.get("delivered", 0)
             if delivered >= args.jobs:
                 break
-            holding = 0
-            if killed_at is None and delivered >= args.jobs // 3:
-                holding = await _held_by(bench, workers[0].pid)
-            if holding:  # kill it in the middle of its jobs, not between two
+            # runs, not deliveries: a delivery is queued behind the whole run backlog, so by
+            # the time a third of the jobs are delivered no run is left to be caught holding
+            kill_now = killed_at is None and _ended(counts) >= args.jobs // 3
+            if kill_now and await _held_by(bench, workers[0].pid):
+                # kill it in the middle of its jobs, not between two
                 await bench.stop_worker(workers[0], signal.SIGKILL)
-                print(f"  worker 1 (pid {workers[0].pid}) held {holding} job(s) when killed")
                 killed_at = time.perf_counter() - started
-                print(f"  killed worker 1 (SIGKILL) at {killed_at:.1f}s, {delivered} delivered")
+                # counted after the kill: the rows a dead worker held cannot change any more
+                held_at_kill = await _held_by(bench, workers[0].pid)
+                print(
+                    f"  killed worker 1 (SIGKILL, pid {workers[0].pid}) at {killed_at:.1f}s, "
+                    f"holding {held_at_kill} job(s); {_ended(counts)} ended, {delivered} delivered"
+                )
             elif (
                 killed_at is not None
                 and not restarted
@@ -66,19 +74,25 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             if time.monotonic() - last_reap > 2:
                 reaped += len(await upkeep.reap_expired_leases(bench.deps))
                 last_reap = time.monotonic()
-            await asyncio.sleep(0.05 if killed_at is None and delivered >= args.jobs // 3 else 0.25)
+            await asyncio.sleep(0.01 if kill_now else 0.25)
         elapsed = time.perf_counter() - started
         # settle: let any duplicate delivery that could happen, happen, then count
         await asyncio.sleep(2)
         await asyncio.gather(*(bench.stop_worker(w) for w in list(bench.workers)))
-        return await tally(bench, ids, elapsed, accept_s, reaped, killed_at)
+        result = await tally(bench, ids, elapsed, accept_s, reaped, killed_at)
+        return {**result, "held_at_kill": held_at_kill}
+
+
+def _ended(counts: dict[str, int]) -> int:
+    return sum(counts.get(state, 0) for state in ("completed", "failed", "cancelled"))
 
 
 async def _held_by(bench: Bench, pid: int | None) -> int:
+    """Jobs whose lease the worker process `pid` holds (owner `host:pid:random`)."""
     from core.jobs import JobState
 
     jobs = await bench.deps.store.list_jobs(states=[JobState.PROCESSING], limit=10_000)
-    return sum(1 for j in jobs if f":{pid}:" in (j.lease_owner or ""))
+    return sum(1 for j in jobs if (j.lease_owner or "").split(":")[-2:-1] == [str(pid)])
 
 
 async def tally(
@@ -126,7 +140,10 @@ def main() -> int:
         and result["states"].get("completed", 0) == result["jobs"]
     )
     print("  every job ended exactly once:", "YES" if ok else "NO")
-    return 0 if ok else 1
+    # a soak whose kill never fired (or hit a worker between jobs) tested nothing
+    killed = result["held_at_kill"] > 0
+    print("  worker 1 killed while holding jobs:", "YES" if killed else "NO")
+    return 0 if ok and killed else 1
 
 
 if __name__ == "__main__":
