@@ -41,15 +41,17 @@ def setup(app: web.Application, deps: Deps) -> None:
     if bot.serves_http:
         app.router.add_post(EVENTS_PATH, slack_events)
     handler = socket_mode.build_socket_mode_handler(bot.bolt, deps.settings)
+    connection = socket_mode.SocketModeConnection(handler) if handler is not None else None
 
     async def start(_: web.Application) -> None:
         await bot.start()
-        if handler is not None:
-            await socket_mode.connect(handler)
+        if connection is not None:
+            # in the background: the app serves (health, webhooks) while Slack is away
+            connection.start()
 
     async def stop(_: web.Application) -> None:
-        if handler is not None:
-            await socket_mode.close(handler)
+        if connection is not None:
+            await connection.close()
         await bot.close()
 
     app.on_startup.append(start)

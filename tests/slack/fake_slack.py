@@ -83,6 +83,8 @@ class FakeSlack:
         self.uploads: list[Upload] = []
         self.responses: list[dict[str, Any]] = []  # bodies POSTed to response_url
         self.socket_acks: list[dict[str, Any]] = []  # what Socket Mode clients sent back
+        #: URLs the next apps.connections.open calls hand out instead of the fake's own socket
+        self.socket_urls: list[str] = []
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_uploads: dict[str, tuple[str, int, bytes | None]] = {}
         self._failures: dict[str, list[_Failure]] = defaultdict(list)
@@ -231,6 +233,8 @@ class FakeSlack:
         }
 
     def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_urls:
+            return {"ok": True, "url": self.socket_urls.pop(0)}
         return {"ok": True, "url": self.root.replace("http://", "ws://") + "/socket"}
 
     def _next_ts(self) -> str:
