@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from core.delivery import schedule_delivery
@@ -342,12 +343,12 @@ async def _retry_or_fail(
             deps, job, owner, tracker, f"gave up after {job.attempts} attempts: {reason}", elapsed
         )
     delay = policy.retry_delay(job.attempts)
-    requeued = await deps.store.move(
-        job.id,
-        JobState.QUEUED,
-        expected=[JobState.PROCESSING],
+    requeued = await requeue(
+        deps,
+        job,
+        step="waiting to retry",
+        defer_s=delay,
         owner=owner,
-        current_step="waiting to retry",
         error_message=f"attempt {job.attempts} failed: {reason}",
         **tracker.extra_fields,
     )
@@ -362,35 +363,62 @@ async def _retry_or_fail(
         reason,
         delay,
     )
-    await _enqueue_next(deps, requeued, delay)
     return "retrying"
 
 
 async def hand_back(deps: Deps, job: Job, owner: str, tracker: _Tracker, elapsed: float) -> None:
     """Return a job this stopping worker holds to the queue now; the attempt is not counted."""
     try:
-        back = await deps.store.move(
-            job.id,
-            JobState.QUEUED,
-            expected=[JobState.PROCESSING],
+        back = await requeue(
+            deps,
+            job,
+            step="waiting for a worker",
+            defer_s=0,
             owner=owner,
             attempts=max(0, job.attempts - 1),
-            current_step="waiting for a worker",
             **tracker.extra_fields,
         )
     except StoreError as exc:
         logger.warning("job %s: could not hand back (%s); its lease will expire", job.id, exc)
         return
-    if back is None:
-        return
-    logger.info(
-        "job %s ↩ handed back after %.1fs (%s): worker stopping", job.id, elapsed, job.source.value
+    if back is not None:
+        logger.info(
+            "job %s ↩ handed back after %.1fs (%s): worker stopping",
+            job.id,
+            elapsed,
+            job.source.value,
+        )
+
+
+async def requeue(
+    deps: Deps,
+    job: Job,
+    *,
+    step: str,
+    defer_s: float,
+    owner: str | None = None,
+    lease_expired_before: datetime | None = None,
+    **fields: Any,
+) -> Job | None:
+    """Move a processing job back to `queued` and queue its next run in `defer_s` seconds.
+
+    Conditional on the job still being `processing` and, when given, on `owner` holding
+    its lease or on the lease having expired before `lease_expired_before`, so two
+    callers never requeue it twice. Returns the moved job, or None when the condition
+    did not hold. A run Redis refuses is left to the reconciler (the row says `queued`).
+    """
+    moved = await deps.store.move(
+        job.id,
+        JobState.QUEUED,
+        expected=[JobState.PROCESSING],
+        owner=owner,
+        lease_expired_before=lease_expired_before,
+        current_step=step,
+        **fields,
     )
-    await _enqueue_next(deps, back, 0)
-
-
-async def _enqueue_next(deps: Deps, job: Job, delay: float) -> None:
-    try:
-        await deps.queue.enqueue_run(job.id, job.attempts + 1, defer_s=delay)
-    except QueueError as exc:
-        logger.warning("job %s: not re-queued (%s); the reconciler will", job.id, exc)
+    if moved is not None:
+        try:
+            await deps.queue.enqueue_run(moved.id, moved.attempts + 1, defer_s=defer_s)
+        except QueueError as exc:
+            logger.warning("job %s: next run not queued (%s); the reconciler will", job.id, exc)
+    return moved

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from core.delivery import DELIVERY_BACKOFF_S, schedule_delivery
 from core.deps import Deps
-from core.errors import QueueError
 from core.jobs import Job, JobState
 from core.ports import DELIVERY_CLAIM_TTL
+from core.processing import requeue
 
 logger = logging.getLogger(__name__)
 
@@ -44,20 +44,17 @@ async def requeue_or_fail(
     Returns the moved job, or None when someone else moved it first.
     """
     if job.attempts < job.max_attempts:
-        moved = await deps.store.move(
-            job.id,
-            JobState.QUEUED,
-            expected=[JobState.PROCESSING],
+        # at once: the run did not fail, its worker went away
+        moved = await requeue(
+            deps,
+            job,
+            step="waiting to retry",
+            defer_s=0,
             lease_expired_before=lease_expired_before,
-            current_step="waiting to retry",
             error_message=f"attempt {job.attempts}: {reason}",
         )
         if moved is not None:
             logger.info("job %s ↻ requeued (%s): %s", job.id, job.source.value, reason)
-            try:
-                await deps.queue.enqueue_run(moved.id, moved.attempts + 1)
-            except QueueError as exc:
-                logger.warning("job %s: not queued (%s); the reconciler will", job.id, exc)
         return moved
     moved = await deps.store.move(
         job.id,

@@ -1,4 +1,4 @@
-"""The expiry sweep and the intake's behaviour when Redis is away."""
+"""The reaper, the expiry sweep and the intake's behaviour when Redis is away."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from core.deps import Deps
 from core.errors import QueueError
 from core.intake import accept
 from core.jobs import JobState
-from core.upkeep import reconcile_queue, sweep_expired_results, utcnow
+from core.processing import requeue
+from core.queue import run_id
+from core.upkeep import reap_expired_leases, reconcile_queue, sweep_expired_results, utcnow
 from tests.pipeline.conftest import new_job, run_worker, store_clip
 
 
@@ -30,6 +32,26 @@ async def test_expiry_sweep_deletes_inputs_and_outputs_of_expired_jobs(
     swept = await deps.store.get(done.id)
     assert swept is not None and swept.input_key is None and swept.output_key is None
     assert await sweep_expired_results(deps, now=utcnow() + timedelta(days=8)) == 0
+
+
+async def test_the_reaper_leaves_live_leases_and_queues_the_next_run_at_once(
+    deps: Deps, small_clip: Path
+) -> None:
+    accepted = await accept(deps, await store_clip(deps, new_job(), small_clip))
+    dead = await deps.store.claim(accepted.job.id, "dead-worker", 60)
+    assert dead is not None
+    assert await reap_expired_leases(deps, now=utcnow()) == []  # its lease is still running
+
+    [reaped] = await reap_expired_leases(deps, now=utcnow() + timedelta(seconds=61))
+    assert (reaped.status, reaped.current_step) == (JobState.QUEUED, "waiting to retry")
+    assert reaped.error_message == "attempt 1: worker stopped responding"
+    # no retry backoff: the run did not fail, its worker went away
+    score = await deps.redis.zscore(deps.settings.queue_name, run_id(deps.settings, dead.id, 2))
+    assert score is not None and score <= utcnow().timestamp() * 1000
+
+    # the dead worker coming back cannot requeue it a second time
+    again = await requeue(deps, dead, step="waiting to retry", defer_s=0, owner="dead-worker")
+    assert again is None
 
 
 class RedisDown:
