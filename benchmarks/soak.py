@@ -6,7 +6,9 @@ leases; the exit status is 1 also when that never happened (a soak without a kil
 Loopback only and bounded: the private Redis, database and worker processes of
 `benchmarks/queue_throughput.py` (trivial engine stand-in and counting notifier, benchmark
 only). The lease is short (--lease-s) so the killed worker's jobs come back quickly; the
-driver also runs the reaper every 2 s (in production the workers' cron does it once a minute).
+driver also runs the reaper every 2 s (in production the workers' cron does it once a minute)
+and, once every run ended but deliveries stall after the kill, the delivery reconciler
+without its 5 min grace.
 
     python benchmarks/soak.py [--jobs 2000] [--slots 8] [--db postgres|sqlite]
                               [--lease-s 5] [--max-seconds 420]
@@ -30,6 +32,9 @@ from queue_throughput import Bench  # noqa: E402
 
 from core import upkeep  # noqa: E402
 
+#: seconds without a new delivery after which the driver runs the delivery reconciler
+STALL_S = 5.0
+
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     async with Bench(args.db, lease_s=args.lease_s) as bench:
@@ -43,11 +48,14 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         held_at_kill = 0
         restarted = False
         reaped = 0
+        reconciled = 0
         last_reap = 0.0
         delivered = 0
+        progress_at = time.monotonic()
         while time.monotonic() < deadline:
             counts = await bench.counts()
-            delivered = counts.get("delivered", 0)
+            if counts.get("delivered", 0) != delivered:
+                delivered, progress_at = counts.get("delivered", 0), time.monotonic()
             if delivered >= args.jobs:
                 break
             # runs, not deliveries: a delivery is queued behind the whole run backlog, so by
@@ -73,6 +81,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"  restarted worker 1 at {time.perf_counter() - started:.1f}s")
             if time.monotonic() - last_reap > 2:
                 reaped += len(await upkeep.reap_expired_leases(bench.deps))
+                stalled = time.monotonic() - progress_at > STALL_S
+                if killed_at is not None and stalled and _ended(counts) == args.jobs:
+                    reconciled += len(await _reconcile_deliveries_now(bench))
                 last_reap = time.monotonic()
             await asyncio.sleep(0.01 if kill_now else 0.25)
         elapsed = time.perf_counter() - started
@@ -80,7 +91,20 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(2)
         await asyncio.gather(*(bench.stop_worker(w) for w in list(bench.workers)))
         result = await tally(bench, ids, elapsed, accept_s, reaped, killed_at)
-        return {**result, "held_at_kill": held_at_kill}
+        return {**result, "held_at_kill": held_at_kill, "deliveries_reconciled": reconciled}
+
+
+async def _reconcile_deliveries_now(bench: Bench) -> list[str]:
+    """The workers' delivery reconciler, without waiting out its grace for a first try.
+
+    A worker killed between marking a job ended and queueing its delivery leaves the job
+    for the reconciler, which in production waits DELIVERY_GRACE (minutes) first; the
+    soak shortens that like the lease, once deliveries stalled (run while they flow, it
+    would also count jobs delivered between its listing and its check).
+    """
+    return await upkeep.reconcile_deliveries(
+        bench.deps, now=upkeep.utcnow() + upkeep.DELIVERY_GRACE
+    )
 
 
 def _ended(counts: dict[str, int]) -> int:
@@ -105,6 +129,13 @@ async def tally(
         int(v or 0) for v in await redis.mget([f"{prefix}:bench:delivered:{i}" for i in ids])
     ]
     counts = await bench.counts()
+    for job_id, times in [(i, d) for i, d in zip(ids, deliveries, strict=True) if d != 1][:5]:
+        job = await bench.deps.store.get(job_id)
+        if job is not None:  # what a job delivered 0 or 2+ times looked like at the end
+            print(
+                f"  job {job_id}: delivered {times}x, {job.status.value}, attempts {job.attempts}, "
+                f"delivery claimed {job.delivery_claimed_at}, delivered_at {job.delivered_at}"
+            )
     return {
         "jobs": len(ids),
         "states": {k: v for k, v in counts.items() if k != "delivered"},
