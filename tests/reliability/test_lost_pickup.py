@@ -19,7 +19,7 @@ from core.deps import Deps
 from core.intake import accept
 from core.jobs import JobState
 from core.ports import DELIVERY_CLAIM_TTL
-from core.queue import run_id
+from core.queue import delivery_id, run_id
 from tests.pipeline import conftest as pipeline
 from tests.pipeline.conftest import new_job, store_clip
 from tests.reliability.helpers import run_worker_until
@@ -70,8 +70,34 @@ async def test_a_delivery_claimed_by_a_worker_that_died_is_sent_later(
     assert await upkeep.reconcile_deliveries(deps) == []  # the claim may still be live
 
     later = datetime.now(UTC) + DELIVERY_CLAIM_TTL + timedelta(minutes=1)
-    assert await upkeep.reconcile_deliveries(deps, now=later) == [job.id]
+    queued = await upkeep.reconcile_deliveries(deps, now=later)
+    # queued afresh, or the stale marker dropped so that arq hands the queued try to a worker
+    assert queued == [job.id] or not await deps.redis.exists(marker)
     # the real clock has not moved on: let the claim look stale to the store as well
     await deps.store.release_delivery(job.id)
     await run_worker_until(deps, delivered, 10)
     assert notifier.count(job.id) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a delivery arq handed to a worker that then died keeps arq's in-progress marker "
+    "(the longest function timeout, ENGINE_TIMEOUT_S + 1 h); the reconciler counts the marker "
+    "as held, so the result is sent only after that hour (seen once in ~17 soak runs as a "
+    "job never delivered within 150 s; cause there not confirmed)",
+)
+async def test_a_delivery_picked_up_by_a_worker_that_died_is_queued_again_after_the_claim_ttl(
+    deps: Deps, small_clip
+) -> None:
+    job = (await accept(deps, await store_clip(deps, new_job(), small_clip))).job
+    assert await deps.store.claim(job.id, "worker-1", 60) is not None
+    assert await deps.store.move(job.id, JobState.COMPLETED, owner="worker-1") is not None
+    await deps.queue.enqueue_delivery(job.id, 0)
+    # what arq wrote when the (now dead) worker started delivery try 0
+    marker = in_progress_key_prefix + delivery_id(deps.settings, job.id, 0)
+    await deps.redis.psetex(marker, 5_400_000, b"1")
+
+    later = datetime.now(UTC) + DELIVERY_CLAIM_TTL + timedelta(minutes=1)
+    queued = await upkeep.reconcile_deliveries(deps, now=later)
+    # queued afresh, or the stale marker dropped so that arq hands the queued try to a worker
+    assert queued == [job.id] or not await deps.redis.exists(marker)
