@@ -81,8 +81,7 @@ async def test_a_delivery_claimed_by_a_worker_that_died_is_sent_later(
     strict=True,
     reason="a delivery arq handed to a worker that then died keeps arq's in-progress marker "
     "(the longest function timeout, ENGINE_TIMEOUT_S + 1 h); the reconciler counts the marker "
-    "as held, so the result is sent only after that hour (seen once in ~17 soak runs as a "
-    "job never delivered within 150 s; cause there not confirmed)",
+    "as held, so the result is sent only after that hour",
 )
 async def test_a_delivery_picked_up_by_a_worker_that_died_is_queued_again_after_the_claim_ttl(
     deps: Deps, small_clip
