@@ -221,7 +221,8 @@ async def close_worker(worker: Worker) -> None:
 
     arq's own `close()` gathers the job tasks without `return_exceptions`, so a task
     cancelled before it began re-raises CancelledError there and skips on_shutdown; here
-    the tasks are awaited first and forgotten, then arq closes the rest.
+    the tasks are awaited first and forgotten, then arq closes the rest. Cron runs it cut
+    short are dropped from Redis, so that the next worker does not wait on them.
     """
     # running now, or already cancelled by arq's own signal handler
     cut = [job_id for job_id, task in worker.tasks.items() if task.cancelling() or not task.done()]
