@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -38,3 +40,33 @@ def batch_size_for(device: Any, frame_pixels: int, region_pixels: int) -> int:
     per_frame = max(1, region_pixels) * 1.5 * 4 * 12
     fit = int((free // 4) // per_frame)
     return max(CPU_BATCH, min(MAX_GPU_BATCH, fit))
+
+
+#: decoded frames kept ready ahead of the removal (they are decoded while the marks are
+#: being found, when the decoder has a core to itself)
+READ_AHEAD_BYTES = 96 * 1024 * 1024
+MAX_READ_AHEAD = 8
+
+
+def read_ahead(batch: int, frame_bytes: int) -> int:
+    """Batches the streaming decoder may run ahead: about READ_AHEAD_BYTES, at least one."""
+    return max(1, min(MAX_READ_AHEAD, READ_AHEAD_BYTES // max(1, batch * frame_bytes)))
+
+
+def prefer_sleeping_threads() -> bool:
+    """Ask OpenMP (torch's CPU threads) to let idle threads sleep rather than spin; True when
+    it does in this process, so that more threads than the cores left free cannot steal
+    time from the decoder and the encoder. OpenMP reads this once, as torch is imported."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+
+
+def cpu_threads(*, streaming: bool, sleeping: bool) -> int:
+    """torch threads on CPU: while finding the marks nothing else runs, so every core (when
+    idle threads sleep); while streaming the decoder and the encoder need the cores more
+    than the small region's maths."""
+    cores = os.cpu_count() or 2
+    if streaming or not sleeping:
+        return max(1, cores // 4)
+    return cores

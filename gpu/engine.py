@@ -22,7 +22,13 @@ import numpy as np
 from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
 from gpu.probe import VideoInfo, probe_video
 from gpu.regions import CORNERS, Box, parse_region, region_box
-from gpu.video_io import EncoderSettings, FrameReader, FrameWriter, temp_path_beside
+from gpu.video_io import (
+    EncoderSettings,
+    FrameReader,
+    FrameWriter,
+    decoder_threads,
+    temp_path_beside,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +78,18 @@ def process(
     limits: Limits | None = None,
 ) -> dict[str, Any]:
     """Remove the watermark from `input_path` into `output_path`; return the report."""
+    from gpu.device import (
+        batch_size_for,
+        cpu_threads,
+        prefer_sleeping_threads,
+        read_ahead,
+        resolve_device,
+    )
+
+    sleeping = prefer_sleeping_threads()  # before torch is imported
     import torch
 
-    from gpu.device import batch_size_for, resolve_device
-    from gpu.plan import plan_marks
+    import gpu.plan  # noqa: F401 - imported here so that the timings leave the import out
     from gpu.removal import PreparedMatte
     from gpu.sampling import sample_frames
 
@@ -89,15 +103,16 @@ def process(
     info = probe_video(input_path)
     check_limits(info, limits)
     spec = parse_region(str(options.get("region") or "auto"))
+    crf = options.get("crf")
     encoder = EncoderSettings(
         preset=str(options.get("preset") or EncoderSettings.preset),
-        crf=int(options.get("crf") or EncoderSettings.crf),
+        crf=EncoderSettings.crf if crf is None else int(crf),  # 0 (lossless) is a real value
     )
     torch_device = resolve_device(device)
     torch.set_grad_enabled(False)
-    if torch_device.type == "cpu":
-        # the decoder and the encoder need the cores more than the small region's maths
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 4))
+    on_cpu = torch_device.type == "cpu"
+    if on_cpu:
+        torch.set_num_threads(cpu_threads(streaming=False, sleeping=sleeping))
     timings["probe_s"] = time.monotonic() - started
 
     t0 = time.monotonic()
@@ -106,36 +121,16 @@ def process(
     if samples.frames.shape[0] == 0:
         raise NotAVideo("the video has no frames that can be decoded")
     fmt = samples.fmt
-    explicit: Box | None = None
-    corner: Box | None = None
-    if spec is not None:
-        box = region_box(spec, fmt.width, fmt.height)
-        if spec in CORNERS:
-            corner = box
-        else:
-            explicit = box
-    try:
-        mattes = plan_marks(samples, info, explicit=explicit, search=corner, device=torch_device)
-    except BlankLogoError:
-        raise
-    except Exception as exc:  # a bug or an odd clip in the maths: temporary, reported plainly
-        raise EngineError(f"finding the watermark failed: {exc.__class__.__name__}: {exc}") from exc
-    timings["detect_s"] = time.monotonic() - t0
-    del samples
-
-    t0 = time.monotonic()
-    report_progress(0.1, "removing the watermark")
-    value_range = (0.0, 255.0)
-    prepared = [PreparedMatte(m, torch_device, value_range) for m in mattes]
-    region_pixels = sum(m.box.area for m in mattes)
-    batch = batch_size_for(torch_device, fmt.width * fmt.height, region_pixels)
+    # the batch is sized for the largest region (the whole frame) as the marks are not
+    # known yet: the streaming decoder starts now and decodes ahead while they are found
+    batch = batch_size_for(torch_device, fmt.width * fmt.height, fmt.width * fmt.height)
     expected = max(info.frames, 1)
     temp = temp_path_beside(output)
     frames = 0
     work_s = 0.0
     try:
         with (
-            FrameReader(input_path) as reader,
+            FrameReader(input_path, threads=decoder_threads()) as reader,
             FrameWriter(
                 temp,
                 reader.format,
@@ -146,7 +141,18 @@ def process(
         ):
             if (reader.format.width, reader.format.height) != (fmt.width, fmt.height):
                 raise EngineError("the decoder changed the picture size between passes")
-            for chunk in reader.batches(batch):
+            stream = reader.batches(batch, ahead=read_ahead(batch, fmt.frame_bytes))
+            mattes = _find_marks(samples, info, spec, torch_device)
+            del samples
+            if on_cpu:
+                torch.set_num_threads(cpu_threads(streaming=True, sleeping=sleeping))
+            timings["detect_s"] = time.monotonic() - t0
+
+            t0 = time.monotonic()
+            report_progress(0.1, "removing the watermark")
+            value_range = (0.0, 255.0)
+            prepared = [PreparedMatte(m, torch_device, value_range) for m in mattes]
+            for chunk in stream:
                 w0 = time.monotonic()
                 if prepared:
                     _remove(chunk, frames, reader.format, prepared)
@@ -206,6 +212,27 @@ def process(
         torch_device.type,
     )
     return report
+
+
+def _find_marks(samples: Any, info: VideoInfo, spec: Any, device: Any) -> list[Any]:
+    """The marks to remove, each with its matte: found, or in the user's region."""
+    from gpu.plan import plan_marks
+
+    fmt = samples.fmt
+    explicit: Box | None = None
+    corner: Box | None = None
+    if spec is not None:
+        box = region_box(spec, fmt.width, fmt.height)
+        if spec in CORNERS:
+            corner = box
+        else:
+            explicit = box
+    try:
+        return plan_marks(samples, info, explicit=explicit, search=corner, device=device)
+    except BlankLogoError:
+        raise
+    except Exception as exc:  # a bug or an odd clip in the maths: temporary, reported plainly
+        raise EngineError(f"finding the watermark failed: {exc.__class__.__name__}: {exc}") from exc
 
 
 def _remove(chunk: np.ndarray, first: int, fmt: Any, prepared: list[Any]) -> None:

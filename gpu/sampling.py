@@ -32,6 +32,8 @@ class Samples:
 
 
 MIN_KEYFRAMES = 24
+#: how often (in frames read) the kept frames are thinned out
+_CHECK_EVERY = 16
 
 
 def sample_frames(
@@ -58,28 +60,31 @@ def _strided_samples(
     """Frames from a cheap decode that skips frames (`-skip_frame nokey`: keyframes only;
     `noref`: no non-reference frames, about half the decoding work), at most `cap` of them,
     evenly picked; None when it yields fewer than `least`."""
-    kept: list[np.ndarray] = []
     total = 0
     stride = 1  # keep every stride-th frame, so memory stays bounded however many there are
     args = ("-skip_frame", skip)
     out_args = ("-fps_mode", "passthrough")
     with FrameReader(path, input_args=args, output_args=out_args) as reader:
-        while True:
-            batch = reader.read_batch(16)
-            if batch.shape[0] == 0:
-                break
-            for frame in batch:
-                if total % stride == 0:
-                    kept.append(frame.copy())
-                total += 1
-            if len(kept) >= 2 * cap:
-                kept = kept[::2]
-                stride *= 2
         fmt = reader.format
-    if len(kept) < MIN_KEYFRAMES:
+        # frames are read straight into their place; the ones passed over never reach us
+        kept = np.empty((2 * cap + _CHECK_EVERY, fmt.frame_bytes), dtype=np.uint8)
+        n = 0
+        while True:
+            if total % stride == 0:
+                if not reader.read_frame(kept[n]):
+                    break
+                n += 1
+            elif not reader.skip_frame():
+                break
+            total += 1
+            if total % _CHECK_EVERY == 0 and n >= 2 * cap:
+                half = (n + 1) // 2
+                kept[:half] = kept[:n:2]
+                n, stride = half, stride * 2
+    if n < least:
         return None
-    pick = np.linspace(0, len(kept) - 1, min(cap, len(kept))).round().astype(int)
-    frames = np.stack([kept[i] for i in pick])
+    pick = np.linspace(0, n - 1, min(cap, n)).round().astype(int)
+    frames = kept[pick]
     # decoded frame number i of `total` sits at about i/total of the way through the clip
     indices = (pick * stride * max(info.frames, 1) / max(total, 1)).astype(int)
     return Samples(frames=frames, indices=indices, fmt=fmt)
@@ -90,24 +95,19 @@ def _decoded_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) ->
     expected = max(info.frames, 1)
     step = max(1, math.ceil(expected / cap))
     select = f"select='not(mod(n\\,{step}))'" if step > 1 else None
-    kept: list[np.ndarray] = []
-    complete = True
     with FrameReader(path, video_filter=select, output_args=("-fps_mode", "passthrough")) as reader:
-        while True:
-            batch = reader.read_batch(16)
-            if batch.shape[0] == 0:
-                break
-            kept.append(batch.copy())
-            if sum(b.shape[0] for b in kept) >= cap * 2:
+        fmt = reader.format
+        kept = np.empty((2 * cap + _CHECK_EVERY, fmt.frame_bytes), dtype=np.uint8)
+        n = 0
+        complete = True
+        while reader.read_frame(kept[n]):
+            n += 1
+            if n % _CHECK_EVERY == 0 and n >= cap * 2:
                 complete = False  # the header under-reported the length; enough is enough
                 break
         if complete:
             reader.finish()
-        fmt = reader.format
-    frames = np.concatenate(kept) if kept else np.empty((0, fmt.frame_bytes), np.uint8)
-    if frames.shape[0] > cap:
-        pick = np.linspace(0, frames.shape[0] - 1, cap).round().astype(int)
-        frames, indices = frames[pick], pick * step
-    else:
-        indices = np.arange(frames.shape[0]) * step
-    return Samples(frames=frames, indices=indices, fmt=fmt)
+    if n > cap:
+        pick = np.linspace(0, n - 1, cap).round().astype(int)
+        return Samples(frames=kept[pick], indices=pick * step, fmt=fmt)
+    return Samples(frames=kept[:n].copy(), indices=np.arange(n) * step, fmt=fmt)

@@ -8,8 +8,10 @@ decoder to the encoder. Memory stays flat: only one batch of frames is held at a
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import queue
 import subprocess
 import threading
 from collections import deque
@@ -27,6 +29,19 @@ log = logging.getLogger(__name__)
 #: audio codecs an MP4 can carry as they are (anything else is re-encoded to AAC)
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac", "mp2"})
 _FRAME = b"FRAME"
+_FRAME_LINE = b"FRAME\n"
+#: the pipes between the ffmpegs and us hold this much (Linux caps it at pipe-max-size,
+#: 1 MiB by default): fewer wake-ups of each side than the 64 KiB default
+PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def grow_pipe(fd: int, size: int = PIPE_BYTES) -> None:
+    """Ask for a larger pipe buffer; keep the default where the system refuses."""
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -102,8 +117,11 @@ class FrameReader:
         keyframes_only: bool = False,
         input_args: Sequence[str] = (),
         output_args: Sequence[str] = (),
+        threads: int = 0,
     ) -> None:
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-noautorotate"]
+        if threads > 0:
+            cmd += ["-threads", str(threads)]
         if keyframes_only:
             cmd += ["-skip_frame", "nokey"]
         cmd += [*input_args, "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn"]
@@ -119,6 +137,11 @@ class FrameReader:
         self._stderr = _StderrTail(self.proc.stderr)
         self.frames_read = 0
         self._stdout = self.proc.stdout
+        self._ahead: _ReadAhead | None = None
+        self._null: int | None = None
+        self._marker = bytearray(6)
+        assert self._stdout is not None
+        grow_pipe(self._stdout.fileno())
         header = self._read_line()
         if not header.startswith(b"YUV4MPEG2"):
             self.close()
@@ -150,29 +173,68 @@ class FrameReader:
             got += n
         return got
 
+    def _frame_line(self) -> bool:
+        """Consume the next FRAME line; False at the end of the stream."""
+        marker = self._marker
+        got = self._read_exact(memoryview(marker))
+        if got == 0:
+            return False
+        if got < 6 or not marker.startswith(_FRAME):
+            raise NotAVideo("the video's frame data is broken" + self._why())
+        if marker[5:6] != b"\n":  # FRAME with parameters: skip to the newline
+            self._read_line()
+        return True
+
+    def read_frame(self, out: np.ndarray) -> bool:
+        """Read the next frame into `out` (frame_bytes uint8); False at the end."""
+        if not self._frame_line() or self._read_exact(out.data) < out.shape[0]:
+            return False  # the end, or the decoder stopped mid-frame
+        self.frames_read += 1
+        return True
+
+    def skip_frame(self) -> bool:
+        """Pass over the next frame without copying it here; False at the end."""
+        if not self._frame_line():
+            return False
+        assert self._stdout is not None
+        left = self.format.frame_bytes
+        try:
+            if self._null is None:
+                self._null = os.open(os.devnull, os.O_WRONLY)
+            while left > 0:  # the kernel drops the bytes: no copy into this process
+                moved = os.splice(self._stdout.fileno(), self._null, left)
+                if not moved:
+                    return False
+                left -= moved
+        except (AttributeError, OSError):  # no splice here: read into a scratch frame
+            scratch = np.empty(left, np.uint8)
+            if self._read_exact(scratch.data) < left:
+                return False
+        self.frames_read += 1
+        return True
+
     def read_batch(self, max_frames: int, out: np.ndarray | None = None) -> np.ndarray:
         """Up to `max_frames` frames as a (n, frame_bytes) uint8 array; empty at the end."""
         size = self.format.frame_bytes
         if out is None or out.shape[0] < max_frames or out.shape[1] != size:
             out = np.empty((max_frames, size), dtype=np.uint8)
         n = 0
-        marker = bytearray(6)
-        while n < max_frames:
-            got = self._read_exact(memoryview(marker))
-            if got == 0:
-                break
-            if got < 6 or not bytes(marker).startswith(_FRAME):
-                raise NotAVideo("the video's frame data is broken" + self._why())
-            if marker[5:6] != b"\n":  # FRAME with parameters: skip to the newline
-                self._read_line()
-            if self._read_exact(memoryview(out[n])) < size:
-                break  # the decoder stopped mid-frame
+        while n < max_frames and self.read_frame(out[n]):
             n += 1
-        self.frames_read += n
         return out[:n]
 
-    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        """Every frame, in batches (each batch reuses one buffer: copy what you keep)."""
+    def batches(self, batch_size: int, *, ahead: int = 0) -> Iterator[np.ndarray]:
+        """Every frame, in batches (each batch reuses a buffer: copy what you keep).
+
+        With `ahead` > 0 a thread starts decoding now and keeps up to that many batches
+        ready, so the decoder works while the caller is busy elsewhere (memory stays
+        bounded: `ahead` + 1 batches at most)."""
+        if ahead <= 0:
+            return self._batches(batch_size)
+        self._ahead = _ReadAhead(self, batch_size, ahead)
+        return iter(self._ahead)
+
+    def _batches(self, batch_size: int) -> Iterator[np.ndarray]:
         buf: np.ndarray | None = None
         while True:
             batch = self.read_batch(batch_size, buf)
@@ -190,6 +252,8 @@ class FrameReader:
     def finish(self) -> None:
         """Wait for the decoder; raise NotAVideo when it failed or stopped on broken data."""
         assert self._stdout is not None
+        if self._ahead is not None:
+            self._ahead.join()
         rest = self._stdout.read(1)
         rc = self.proc.wait(timeout=30)
         errors = self._stderr.text()
@@ -201,20 +265,67 @@ class FrameReader:
             raise NotAVideo("the video file is truncated or corrupt" + _last(errors))
 
     def close(self) -> None:
-        """Stop the decoder if it still runs."""
+        """Stop the decoder (and the read-ahead thread) if they still run."""
         if self.proc.poll() is None:
             self.proc.kill()
         try:
             self.proc.wait(timeout=10)
+            if self._ahead is not None:
+                self._ahead.stop()
         finally:
             if self.proc.stdout:
                 self.proc.stdout.close()
+            if self._null is not None:
+                os.close(self._null)
+                self._null = None
 
     def __enter__(self) -> FrameReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _ReadAhead:
+    """A thread that reads batches from a FrameReader ahead of their consumer."""
+
+    def __init__(self, reader: FrameReader, batch_size: int, depth: int) -> None:
+        size = reader.format.frame_bytes
+        self._free: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
+        for _ in range(depth):
+            self._free.put(np.empty((batch_size, size), dtype=np.uint8))
+        self._ready: queue.SimpleQueue[np.ndarray | BaseException | None] = queue.SimpleQueue()
+        self._reader = reader
+        self._batch = batch_size
+        self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (buf := self._free.get()) is not None:
+                batch = self._reader.read_batch(self._batch, buf)
+                if batch.shape[0] == 0:
+                    break
+                self._ready.put(batch)
+        except BaseException as exc:  # raised again in the consumer's thread
+            self._ready.put(exc)
+            return
+        self._ready.put(None)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (item := self._ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            self._free.put(item.base if item.base is not None else item)
+
+    def join(self) -> None:
+        self._thread.join(timeout=30)
+
+    def stop(self) -> None:
+        """End the thread (its decoder is already stopped, so a blocked read returns)."""
+        self._free.put(None)
+        self._thread.join(timeout=10)
 
 
 def _last(errors: str) -> str:
@@ -282,6 +393,8 @@ class FrameWriter:
         )
         self._stderr = _StderrTail(self.proc.stderr)
         self.frames_written = 0
+        assert self.proc.stdin is not None
+        grow_pipe(self.proc.stdin.fileno())
         self._write(fmt.header)
 
     def _write(self, data: bytes | memoryview) -> None:
@@ -293,9 +406,14 @@ class FrameWriter:
 
     def write_batch(self, frames: np.ndarray) -> None:
         """Append a (n, frame_bytes) uint8 batch."""
-        for frame in frames:
-            self._write(b"FRAME\n")
-            self._write(np.ascontiguousarray(frame).data)
+        assert self.proc.stdin is not None
+        fd = self.proc.stdin.fileno()
+        line = memoryview(_FRAME_LINE)
+        try:
+            for frame in frames:
+                _write_all(fd, [line, np.ascontiguousarray(frame).data])
+        except OSError as exc:  # BrokenPipeError included: the encoder is gone
+            raise EngineError("the encoder stopped" + _last(self._stderr.text())) from exc
         self.frames_written += frames.shape[0]
 
     def finish(self) -> None:
@@ -320,6 +438,23 @@ class FrameWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _write_all(fd: int, parts: list[memoryview]) -> None:
+    """Write every byte of `parts` to `fd`, one system call per frame when the pipe allows."""
+    while parts:
+        sent = os.writev(fd, parts)
+        while parts and sent >= len(parts[0]):
+            sent -= len(parts[0])
+            parts.pop(0)
+        if parts and sent:
+            parts[0] = parts[0][sent:]
+
+
+def decoder_threads() -> int:
+    """Threads for the streaming decoder: it keeps well ahead of x264 on one, and every
+    core it leaves free goes to the encoder (auto would start cores + 1)."""
+    return max(1, (os.cpu_count() or 2) // 4)
 
 
 def color_args(info: VideoInfo, full_range: bool) -> list[str]:

@@ -1,0 +1,127 @@
+"""The streaming pass: frames reach the encoder exactly as decoded, read ahead or not."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from gpu.engine import process
+from gpu.probe import ffmpeg_exe, probe_video
+from gpu.sampling import _decoded_samples, _strided_samples, sample_frames
+from gpu.video_io import EncoderSettings, FrameReader, FrameWriter
+from tests.media import make_clip
+
+
+def _decode(path: Path) -> np.ndarray:
+    """Every frame as planar 4:2:0 bytes, straight from ffmpeg (no pipes of ours)."""
+    info = probe_video(path)
+    raw = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, info.width * info.height * 3 // 2)
+
+
+def _read_all(path: Path, ahead: int) -> np.ndarray:
+    with FrameReader(path, threads=1) as reader:
+        frames = np.concatenate([b.copy() for b in reader.batches(4, ahead=ahead)])
+        reader.finish()
+    return frames
+
+
+def test_frames_read_ahead_are_the_decoded_frames(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", seconds=3, size="96x64", fps=10, audio=False)
+    truth = _decode(src)
+    assert truth.shape[0] == 30
+    assert np.array_equal(_read_all(src, ahead=0), truth)
+    assert np.array_equal(_read_all(src, ahead=2), truth)
+
+
+def test_skipped_frames_leave_the_others_in_place(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", seconds=2, size="96x64", fps=10, audio=False)
+    truth = _decode(src)
+    kept = []
+    with FrameReader(src) as reader:
+        buf = np.empty(reader.format.frame_bytes, np.uint8)
+        index = 0
+        while reader.skip_frame() if index % 3 else reader.read_frame(buf):
+            if index % 3 == 0:
+                kept.append(buf.copy())
+            index += 1
+        reader.finish()
+    assert index == 20 and np.array_equal(np.stack(kept), truth[::3])
+
+
+def test_stopping_early_ends_the_read_ahead_thread(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", seconds=3, size="96x64", fps=10, audio=False)
+    before = threading.active_count()
+    with FrameReader(src) as reader:
+        first = next(iter(reader.batches(2, ahead=1)))
+        assert first.shape[0] == 2
+    assert threading.active_count() <= before + 1  # only the finished stderr drain may linger
+    assert not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())
+
+
+def test_written_frames_come_back_unchanged_when_lossless(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", seconds=2, size="96x64", fps=10, audio=False)
+    truth = _decode(src)
+    out = tmp_path / "out.mp4"
+    with FrameReader(src) as reader:
+        with FrameWriter(
+            out, reader.format, probe_video(src), audio_from=None, encoder=EncoderSettings(crf=0)
+        ) as writer:
+            for batch in reader.batches(3, ahead=2):
+                writer.write_batch(batch)
+            reader.finish()
+            writer.finish()
+    assert np.array_equal(_decode(out), truth)
+
+
+def test_engine_leaves_pixels_away_from_the_region_exactly_as_decoded(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", seconds=2, size="160x120", fps=10, audio=False)
+    out = tmp_path / "out.mp4"
+    report = process(src, out, {"region": "96,72,48,32", "crf": 0})
+    assert report["frames"] == 20
+    before, after = _decode(src), _decode(out)
+    assert before.shape == after.shape
+    y_before = before[:, : 160 * 120].reshape(-1, 120, 160)
+    y_after = after[:, : 160 * 120].reshape(-1, 120, 160)
+    x, y, w, h = report["regions"][0]["box"]
+    far = np.ones((120, 160), bool)
+    far[max(0, y - 16) : y + h + 16, max(0, x - 16) : x + w + 16] = False
+    assert np.array_equal(y_after[:, far], y_before[:, far])
+    assert not np.array_equal(y_after, y_before)  # the region itself was worked on
+
+
+def test_samples_span_the_whole_clip_by_every_route(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", seconds=6, size="96x64", fps=20, audio=False)
+    info = probe_video(src)
+    truth = _decode(src)
+    routes = {
+        "chosen": sample_frames(src, info, max_samples=16),
+        "noref": _strided_samples(src, info, 16, "noref", 1),
+        "decoded": _decoded_samples(src, info, 16),
+    }
+    for name, samples in routes.items():
+        assert samples is not None, name
+        count = samples.frames.shape[0]
+        assert 8 <= count <= 16, name
+        assert samples.indices[0] <= 8 and samples.indices[-1] >= 120 - 16, name
+        assert np.all(np.diff(samples.indices) > 0), name
+    exact = routes["decoded"]  # the full decode knows each frame's number exactly
+    assert np.array_equal(exact.frames, truth[exact.indices])
