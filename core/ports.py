@@ -227,6 +227,13 @@ class JobQueue(Protocol):
     async def holds_delivery(self, job_id: str, attempts: int) -> bool:
         """Whether arq has any of delivery tries 0..attempts of the job queued or in progress."""
 
+    async def drop_stale_delivery_pickup(self, job_id: str, attempts: int) -> bool:
+        """Forget arq's in-progress markers of delivery tries 0..attempts, left by a worker
+        that died inside them; arq then hands a try still in its queue to the next worker.
+
+        True if one was dropped.
+        """
+
     async def depth(self) -> int: ...
 
     async def ping(self) -> None: ...

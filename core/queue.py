@@ -98,9 +98,23 @@ class ArqJobQueue:
         arq keeps the run in its queue until it finishes, so the next worker's poll takes it;
         without this, the marker would hide it for the whole arq timeout (about 90 minutes).
         """
-        key = in_progress_key_prefix + run_id(self.settings, job_id, attempt)
+        return await self._drop_in_progress([run_id(self.settings, job_id, attempt)]) > 0
+
+    async def drop_stale_delivery_pickup(self, job_id: str, attempts: int) -> bool:
+        """Forget arq's in-progress markers of delivery tries 0..attempts of the job.
+
+        For a delivery whose worker died (before or after claiming it): arq keeps the try
+        in its queue until it finishes, so the next worker's poll takes it again, instead of
+        after the whole arq timeout. The caller makes sure no live try can hold a marker
+        (core.upkeep.reconcile_deliveries); a second send is stopped by the store's
+        claim_delivery anyway. True if a marker was dropped.
+        """
+        ids = [delivery_id(self.settings, job_id, n) for n in range(attempts + 1)]
+        return await self._drop_in_progress(ids) > 0
+
+    async def _drop_in_progress(self, arq_ids: list[str]) -> int:
         try:
-            return bool(await self.redis.delete(key))
+            return int(await self.redis.delete(*(in_progress_key_prefix + i for i in arq_ids)))
         except _REDIS_FAILURES as exc:
             raise QueueError(f"Redis failed ({exc.__class__.__name__})") from exc
 

@@ -111,13 +111,30 @@ async def reconcile_queue(deps: Deps, now: datetime | None = None) -> list[str]:
 
 
 async def reconcile_deliveries(deps: Deps, now: datetime | None = None) -> list[str]:
-    """Queue a delivery for ended jobs that have none pending (e.g. Redis was down as they ended)."""
+    """Queue a delivery for ended jobs that have none pending (e.g. Redis was down as they ended).
+
+    A job ended more than DELIVERY_CLAIM_TTL ago whose delivery is unclaimed, or claimed
+    longer ago than that (arq's timeout for one try), has no live try: an arq in-progress
+    marker on it was left by a worker that died, and is dropped, so that arq hands the
+    queued try to the next worker now instead of after the marker's hour and a half.
+    The store's claim_delivery still stops a second send should that guess be wrong.
+    """
     now = now or utcnow()
+    picked_up_before = now - DELIVERY_CLAIM_TTL
     queued = []
     for job in await deps.store.undelivered(
-        now - DELIVERY_GRACE, limit=RECONCILE_LIMIT, claimed_before=now - DELIVERY_CLAIM_TTL
+        now - DELIVERY_GRACE, limit=RECONCILE_LIMIT, claimed_before=picked_up_before
     ):
-        if await deps.queue.holds_delivery(job.id, len(DELIVERY_BACKOFF_S)):
+        tries = len(DELIVERY_BACKOFF_S)
+        if (
+            job.completed_at is not None
+            and job.completed_at < picked_up_before
+            and await deps.queue.drop_stale_delivery_pickup(job.id, tries)
+        ):
+            logger.warning(
+                "job %s: its delivery was picked up by a worker that died; freed", job.id
+            )
+        if await deps.queue.holds_delivery(job.id, tries):
             continue  # a retry is waiting out its backoff
         await schedule_delivery(deps, job.id)
         queued.append(job.id)

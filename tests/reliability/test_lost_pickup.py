@@ -1,6 +1,7 @@
 """A worker SIGKILLed (or OOM-killed) after arq handed it a run but before it claimed the row
 leaves arq's in-progress marker behind, for the run's whole arq timeout (ENGINE_TIMEOUT_S + 1 h);
-one killed inside a delivery leaves a delivery claim behind. Neither may lose the job.
+one killed inside a delivery leaves that marker on the delivery try, and maybe a delivery claim.
+None of them may lose the job, nor send its result twice.
 
 Found by benchmarks/soak.py: 3 of 200 jobs stayed `queued` and never ran after one of two
 workers was killed. Here the state the dead worker leaves is made directly (the marker arq
@@ -9,19 +10,21 @@ sets when it starts a job), so the test is deterministic.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from arq.constants import in_progress_key_prefix
 
 from core import upkeep
+from core.delivery import deliver_result
 from core.deps import Deps
 from core.intake import accept
-from core.jobs import JobState
+from core.jobs import Job, JobState
 from core.ports import DELIVERY_CLAIM_TTL
 from core.queue import delivery_id, run_id
 from tests.pipeline import conftest as pipeline
-from tests.pipeline.conftest import new_job, store_clip
+from tests.pipeline.conftest import new_job, run_worker, store_clip
 from tests.reliability.helpers import run_worker_until
 
 pytestmark = pytest.mark.redis
@@ -77,24 +80,66 @@ async def test_a_delivery_claimed_by_a_worker_that_died_is_sent_later(
     assert notifier.count(job.id) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a delivery arq handed to a worker that then died keeps arq's in-progress marker "
-    "(the longest function timeout, ENGINE_TIMEOUT_S + 1 h); the reconciler counts the marker "
-    "as held, so the result is sent only after that hour",
-)
-async def test_a_delivery_picked_up_by_a_worker_that_died_is_queued_again_after_the_claim_ttl(
-    deps: Deps, small_clip
-) -> None:
+async def ended_with_delivery_picked_up(deps: Deps, small_clip) -> tuple[str, str]:
+    """A completed job whose delivery try 0 arq handed to a worker (its in-progress marker,
+    as arq writes it, is set); return the job id and the marker's key."""
     job = (await accept(deps, await store_clip(deps, new_job(), small_clip))).job
     assert await deps.store.claim(job.id, "worker-1", 60) is not None
     assert await deps.store.move(job.id, JobState.COMPLETED, owner="worker-1") is not None
     await deps.queue.enqueue_delivery(job.id, 0)
-    # what arq wrote when the (now dead) worker started delivery try 0
     marker = in_progress_key_prefix + delivery_id(deps.settings, job.id, 0)
     await deps.redis.psetex(marker, 5_400_000, b"1")
+    return job.id, marker
+
+
+async def test_a_delivery_picked_up_by_a_worker_that_died_is_queued_again_after_the_claim_ttl(
+    deps: Deps, notifier, small_clip
+) -> None:
+    job_id, marker = await ended_with_delivery_picked_up(deps, small_clip)
+
+    # past the reconciler's grace but within the claim TTL: a live worker may be claiming it
+    soon = datetime.now(UTC) + upkeep.DELIVERY_GRACE + timedelta(minutes=1)
+    assert await upkeep.reconcile_deliveries(deps, now=soon) == []
+    assert await deps.redis.exists(marker)
 
     later = datetime.now(UTC) + DELIVERY_CLAIM_TTL + timedelta(minutes=1)
-    queued = await upkeep.reconcile_deliveries(deps, now=later)
-    # queued afresh, or the stale marker dropped so that arq hands the queued try to a worker
-    assert queued == [job.id] or not await deps.redis.exists(marker)
+    # the marker is dropped; try 0 is still in arq's queue, so nothing new is queued
+    assert await upkeep.reconcile_deliveries(deps, now=later) == []
+    assert not await deps.redis.exists(marker)
+
+    async def delivered() -> bool:
+        current = await deps.store.get(job_id)
+        return current is not None and current.delivered_at is not None
+
+    await run_worker_until(deps, delivered, 10)
+    assert notifier.count(job_id) == 1
+
+
+async def test_a_delivery_freed_from_a_worker_that_was_only_slow_is_still_sent_once(
+    deps: Deps, notifier, small_clip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, marker = await ended_with_delivery_picked_up(deps, small_clip)
+    later = datetime.now(UTC) + DELIVERY_CLAIM_TTL + timedelta(minutes=1)
+    assert await upkeep.reconcile_deliveries(deps, now=later) == []
+    assert not await deps.redis.exists(marker)
+
+    # the worker was alive after all, only slow: it has claimed the delivery and is still
+    # sending when arq hands try 0 to another worker
+    sending, go_on = asyncio.Event(), asyncio.Event()
+    send = notifier.deliver
+
+    async def slow_first_send(job: Job) -> None:
+        if not sending.is_set():
+            sending.set()
+            await go_on.wait()
+        await send(job)
+
+    monkeypatch.setattr(notifier, "deliver", slow_first_send)
+    slow = asyncio.create_task(deliver_result(deps, job_id, 0))
+    await asyncio.wait_for(sending.wait(), 10)
+    await run_worker(deps)
+    assert await deps.queue.depth() == 0  # the second pick-up ran, and stood back
+    go_on.set()
+
+    assert await slow == "delivered"
+    assert notifier.count(job_id) == 1
