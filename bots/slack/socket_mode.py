@@ -5,7 +5,9 @@ at start-up; the same bolt app and listeners handle what arrives, so behaviour i
 to the HTTP endpoint. Start-up never waits on Slack: slack_sdk's own `connect()` retries
 forever when Slack cannot be reached, so each try here is bounded, and failed tries are
 repeated with backoff (one WARNING line each) while the web app serves health and webhooks.
-Once connected, slack_sdk reconnects by itself when the connection drops.
+Once connected, slack_sdk reconnects by itself when the connection drops. The connection
+URL's ticket is a secret that slack_sdk logs when a handshake fails; `bots.slack.redaction`
+masks it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
+from bots.slack import redaction
 from bots.slack.client import api_error
 from core.settings import Settings
 
@@ -35,7 +38,10 @@ def build_socket_mode_handler(bolt: AsyncApp, settings: Settings) -> AsyncSocket
     if settings.slack_app_token is None:
         return None
     # the app's web client (SLACK_API_BASE_URL) also opens the connection (apps.connections.open)
-    return AsyncSocketModeHandler(bolt, app_token=settings.slack_app_token.get_secret_value())
+    handler = AsyncSocketModeHandler(bolt, app_token=settings.slack_app_token.get_secret_value())
+    # the connection URL's ticket is a secret: slack_sdk logs it when a handshake fails
+    redaction.install([handler.client.logger, handler.client.web_client.logger])
+    return handler
 
 
 class SocketModeConnection:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bots.slack import messages
+from bots.slack import messages, redaction
 from bots.slack.download import looks_like_html, may_send_token, sniff_container
 from bots.slack.files import is_video, safe_filename, video_files
 from bots.slack.options import parse_options
@@ -165,3 +167,58 @@ def test_a_failure_is_said_in_plain_words_with_the_job_id() -> None:
     assert messages.failed(job) == (
         f":x: Sorry, I couldn't clean `a.mp4`: the video is longer than 10 minutes. Job `{job.id}`."
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            "url='wss://wss-primary.slack.com/link/?ticket=1f2e-3d4c&app_id=A0B' failed",
+            "url='wss://wss-primary.slack.com/link/?[redacted]' failed",
+        ),
+        ("WS://127.0.0.1:9/socket?ticket=abc next", "WS://127.0.0.1:9/socket?[redacted] next"),
+        ("{'ticket=abc&x': 1}", "{'ticket=[redacted]&x': 1}"),
+        (
+            "token xoxb-123-456-AbC and xapp-1-A0B-99-ff",
+            "token xoxb-[redacted] and xapp-[redacted]",
+        ),
+        (
+            "https://slack.com/api/?x=1 and ws://host/socket stay",
+            "https://slack.com/api/?x=1 and ws://host/socket stay",
+        ),
+    ],
+)
+def test_secrets_are_masked_in_log_text(text: str, clean: str) -> None:
+    assert redaction.redact(text) == clean
+
+
+def test_the_log_filter_masks_the_message_its_arguments_and_the_traceback() -> None:
+    url = "wss://wss.slack.com/link/?ticket=SEKRIT-1&app_id=A1"
+    try:
+        raise ConnectionError(f"handshake failed: {url}")
+    except ConnectionError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "to %s with %s", (url, "xapp-1-A-2"), exc_info
+    )
+
+    assert redaction.RedactSlackSecrets().filter(record)
+
+    assert record.getMessage() == "to wss://wss.slack.com/link/?[redacted] with xapp-[redacted]"
+    assert record.exc_info is None and record.exc_text is not None
+    assert (
+        "ConnectionError: handshake failed: wss://wss.slack.com/link/?[redacted]" in record.exc_text
+    )
+    assert "SEKRIT" not in logging.Formatter().format(record)
+
+
+def test_a_record_without_secrets_keeps_its_arguments_and_exception() -> None:
+    try:
+        raise ValueError("nothing secret")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "try %d", (3,), exc_info)
+
+    assert redaction.RedactSlackSecrets().filter(record)
+
+    assert (record.msg, record.args, record.exc_info) == ("try %d", (3,), exc_info)

@@ -193,3 +193,42 @@ async def test_socket_mode_keeps_trying_until_slack_answers_then_handles_events(
         assert APP_TOKEN not in caplog.text and BOT_TOKEN not in caplog.text
     finally:
         await deps.close()
+
+
+#: what apps.connections.open hands out: a one-time ticket that opens the app's event stream
+TICKET = "SEKRIT-ticket-5f5f-1a2b"
+
+
+async def test_a_failed_handshake_leaves_no_ticket_or_token_in_any_log_record(
+    aiohttp_client: Any,
+    slack_settings: Callable[..., Settings],
+    fake_slack: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
+    quick_retries: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket_mode, "CONNECT_TRY_S", 1.0)
+    caplog.set_level(logging.DEBUG)
+    # the fake answers this upgrade with 404: aiohttp's handshake error names the whole URL
+    socket_root = fake_slack.root.replace("http://", "ws://")
+    fake_slack.socket_urls.append(f"{socket_root}/not-a-socket?ticket={TICKET}&app_id=A0BL")
+    deps = await build(
+        slack_settings(slack_app_token=APP_TOKEN), engine=EngineNotUsed(), notifiers={}
+    )
+    try:
+        client = await asyncio.wait_for(aiohttp_client(build_web_app(deps)), 60)
+        await wait_for_records(caplog, "slack socket mode connected", 1)  # on the next URL
+        await asyncio.wait_for(client.close(), 60)
+    finally:
+        await deps.close()
+
+    # slack_sdk did log the failed handshake, at ERROR, and the response that carried the URL
+    failed = [r for r in caplog.records if r.getMessage().startswith("Failed to connect")]
+    assert failed and all(r.levelno == logging.ERROR for r in failed)
+    assert f"{socket_root}/not-a-socket?[redacted]" in failed[0].getMessage()
+    assert failed[0].exc_text is not None and "WSServerHandshakeError" in failed[0].exc_text
+    assert any(
+        "/not-a-socket?[redacted]" in r.getMessage() for r in caplog.records if r not in failed
+    )
+    everything = caplog.text + "".join(repr(vars(r)) for r in caplog.records)
+    assert [s for s in (TICKET, APP_TOKEN, BOT_TOKEN) if s in everything] == []
