@@ -6,10 +6,11 @@ With CI=true a missing service is a failure; elsewhere those tests skip and say 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -22,7 +23,15 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def service_missing(what: str) -> None:
+def free_port() -> int:
+    """A loopback TCP port nothing listened on a moment ago: start a server on it, or dial it
+    to be refused (a service that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_missing(what: str) -> NoReturn:
     """Skip (or, in CI, fail) a test whose service is not running."""
     if IN_CI:
         pytest.fail(f"{what} is not reachable, and CI=true forbids skipping", pytrace=False)

@@ -16,6 +16,7 @@ from core.cli import build_parser
 from core.jobs import JobState
 from core.ops_cli import _run
 from core.settings import Settings
+from tests.conftest import free_port
 from tests.ops.conftest import Clock, StandInEngine, processing_at, queued_at
 
 pytestmark = [pytest.mark.redis]
@@ -102,14 +103,6 @@ def test_blanklogo_ops_runs_as_a_console_command(settings: Settings, tmp_path: P
     assert "No stuck jobs." in done.stdout
 
 
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_cli(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     values = {
         **os.environ,
@@ -129,7 +122,7 @@ def run_cli(argv: list[str], tmp_path: Path, **env: str) -> subprocess.Completed
 
 
 def test_ops_health_names_an_unreachable_redis_instead_of_failing(tmp_path: Path) -> None:
-    done = run_cli(["health"], tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}")
+    done = run_cli(["health"], tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}")
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout.startswith("Health: DOWN")
@@ -144,7 +137,7 @@ def test_ops_health_names_an_unreachable_database(settings: Settings, tmp_path: 
         tmp_path,
         REDIS_URL=settings.redis_url or "",
         REDIS_PREFIX=settings.redis_prefix,
-        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing",
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nothing",
     )
     assert done.returncode == 2, done.stderr
     assert "DOWN database" in done.stdout
@@ -155,7 +148,7 @@ def test_ops_health_names_an_unreachable_database(settings: Settings, tmp_path: 
 def test_other_ops_commands_say_what_is_unreachable_instead_of_a_traceback(
     tmp_path: Path,
 ) -> None:
-    done = run_cli(["queue"], tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}")
+    done = run_cli(["queue"], tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "cannot reach the service's parts" in done.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from core.health import check_health, publish_worker_heartbeat, worker_heartbeat
 from core.jobs import JobState, Source
 from core.metrics import record_delivery_failure
 from core.settings import Settings
+from tests.conftest import free_port
 from tests.ops.conftest import Clock, StandInEngine, ended_at, queued_at
 from webhooks.server import build_app
 
@@ -29,12 +29,6 @@ def database_url(sqlite_url: str) -> str:
     """SQLite here (the queue figures run on both databases in test_queue_report);
     PostgreSQL in the unreachable-database test below."""
     return sqlite_url
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def beat(deps: Deps, worker_id: str = "w1") -> None:
@@ -123,7 +117,7 @@ async def test_slow_storage_is_degraded(deps: Deps, monkeypatch: pytest.MonkeyPa
 async def test_health_is_down_with_503_when_redis_is_unreachable(
     settings: Settings, store: Any, engine: StandInEngine, aiohttp_client: Callable[..., Any]
 ) -> None:
-    dead = ArqRedis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=1)
+    dead = ArqRedis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=1)
     deps = await build(settings, store=store, engine=engine, redis=dead, notifiers={})
     try:
         client = await aiohttp_client(build_app(deps))

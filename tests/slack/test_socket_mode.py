@@ -16,11 +16,11 @@ from bots.slack.app import SlackBot
 from bots.slack.socket_mode import build_socket_mode_handler
 from core.deps import build
 from core.settings import Settings
+from tests.conftest import free_port
 from tests.slack.conftest import EngineNotUsed, build_web_app
 from tests.slack.fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.slack.slack_http import event_envelope, message_event
 from tests.slack.test_events import fake_mp4
-from tests.webhooks.conftest import free_port
 
 pytestmark = pytest.mark.redis
 

@@ -11,7 +11,7 @@ import pytest
 
 from core.jobs import NewJob, Source
 from core.store.base import SqlJobStore
-from tests.conftest import service_missing
+from tests.conftest import free_port, service_missing
 
 
 class Clock:
@@ -104,13 +104,10 @@ class Pgbouncer:
 
     def __init__(self, binary: str, pg_url: str) -> None:
         import os
-        import socket
         import tempfile
         from urllib.parse import urlsplit
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         parts = urlsplit(pg_url)
         self.url = f"{parts.scheme}://{parts.username}@127.0.0.1:{self.port}{parts.path}"
         self.binary = binary

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
 from core.errors import StoreError
 from core.jobs import JobState
 from core.store.postgres import PostgresJobStore, masked_url, pooler_dsn
+from tests.conftest import free_port
 from tests.store.conftest import new_job
 
 
@@ -79,14 +79,8 @@ async def test_direct_mode_keeps_prepared_statements(pg_url: str) -> None:
         await store.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_unreachable_server_raises_store_error_without_the_password() -> None:
-    url = f"postgresql://blanklogo:hunter2secret@127.0.0.1:{_closed_port()}/blanklogo"
+    url = f"postgresql://blanklogo:hunter2secret@127.0.0.1:{free_port()}/blanklogo"
     with pytest.raises(StoreError) as caught:
         await PostgresJobStore.connect(url, connect_timeout=2)
     assert "hunter2secret" not in str(caught.value)

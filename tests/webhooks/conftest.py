@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.deps import Deps, build
 from core.jobs import Job
+from tests.conftest import free_port
 from tests.redis_keys import forget_keys
 from webhooks.server import build_app
 from webhooks.signatures import signed_headers
@@ -34,12 +34,6 @@ class IdleEngine:
 
     async def health(self) -> dict[str, Any]:
         return {"status": "ok", "backend": "idle"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -24,12 +24,12 @@ from schemathesis.checks import (
 )
 
 from core.deps import build
+from tests.conftest import free_port
 from tests.webhooks.conftest import (
     API_KEY,
     WEBHOOK_SECRET,
     IdleEngine,
     _forget_redis_keys,
-    free_port,
 )
 from webhooks.openapi import document
 from webhooks.server import build_app
