@@ -242,6 +242,8 @@ async def _settle_stuck(
         if moved is None:
             return action("skipped", "it changed state meanwhile")
         return action("failed", await _enqueue_delivery(deps, job.id))
+    # not core.processing.requeue: that one only logs a run Redis refused, whereas the
+    # operator is told here (the action's detail)
     moved = await deps.store.move(
         job.id,
         JobState.QUEUED,
