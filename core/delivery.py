@@ -2,7 +2,8 @@
 
 `store.claim_delivery` (delivery_claimed_at) guards against a second delivery even when a job
 ran twice; `confirm_delivery` (delivered_at) marks it done. A claim whose worker died is taken
-again after DELIVERY_CLAIM_TTL. A DeliveryError releases the claim and queues another try after 30 s, 2 min, 10 min,
+again after DELIVERY_CLAIM_TTL, and a try arq handed to a worker that died is freed by
+`core.upkeep.reconcile_deliveries` after that TTL too. A DeliveryError releases the claim and queues another try after 30 s, 2 min, 10 min,
 1 h and 4 h (plus jitter); after the last one the delivery is given up (delivered_at is set
 then, meaning "settled"), logged, and counted
 in the Redis key `{redis_prefix}:delivery_failures` (an integer; see `failures_key`) for
