@@ -44,6 +44,17 @@ MIN_MOVING_SHARE = 0.2  # share of the mark's pixels whose background must chang
 MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
 NCC_PRESENT = 0.5  # a sample shows a moving mark when its gradient matches the template this well
+# still backgrounds: a blend damps the picture's sample-to-sample noise by (1−α)
+STILL_EDGE = 3.0  # weaker persistent edges also outline candidates on a still background
+STILL_RING = 12  # width (full-resolution pixels) of the ring whose noise is the reference
+STILL_DAMPED = 0.75  # a pixel is damped when its noise is below this share of the ring's
+STILL_MAX_RATIO = 0.72  # the candidate's median noise / the ring's median noise
+STILL_MIN_CONTRAST = 0.4  # damped share inside minus damped share of the ring
+STILL_MIN_QUARTER = 0.3  # damped share in each quarter of the shape (damping all over it)
+STILL_MAX_CLIPPED = 0.3  # share of pixels at the range limits (they carry no noise)
+STILL_NOISE_FLOOR = 0.1  # the ring's noise (Y levels at working resolution) must be measurable
+STILL_MAX_AREA = 0.05  # a mark on a still background covers at most this share of the frame
+STILL_MARGIN = 2  # a mark sits inside the picture: at least this far (working px) from its edge
 
 
 @dataclass
@@ -98,6 +109,12 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
     if search is not None and not found and every:
         found = [max(every, key=lambda d: d.features.get("strength", 0.0))]
     found = _grow(found, [d for d in every if d.score < 1.0], gap=max(4, int(0.04 * min(h, w))))
+    for still in _still_marks(small, grads, factor, ys, search, gap=max(4, int(0.04 * min(h, w)))):
+        home = next((d for d in found if _overlap(still.box, d.box) > 0.3), None)
+        if home is None:
+            found.append(still)
+        else:
+            _merge(home, still)  # the damped parts a changing background did not show
     segments = _segments(t)
     if len(segments) > 1:
         tracks: list[Detection] = []
@@ -276,6 +293,252 @@ def _candidates(
             )
         )
     return out
+
+
+def noise_map(frames: np.ndarray) -> np.ndarray:
+    """Sample-to-sample noise per pixel, sqrt(mean (Y[t+1] − Y[t])² / 2), lightly smoothed."""
+    total = np.zeros(frames.shape[1:], np.float32)
+    for a, b in zip(frames[:-1], frames[1:], strict=True):
+        d = b - a
+        total += d * d
+    return cv2.blur(np.sqrt(total / (2 * max(len(frames) - 1, 1))), (3, 3))
+
+
+def _still_marks(
+    frames: np.ndarray,
+    grads: np.ndarray,
+    factor: int,
+    full: np.ndarray,
+    search: Box | None,
+    gap: int,
+) -> list[Detection]:
+    """Marks on a still background, where the blend fingerprint of _blend_features has no
+    changing picture to work with: inside a blend the picture's sample-to-sample noise
+    passes scaled by (1−α). A candidate (a compact shape outlined by persistent edges, or a
+    compact damped patch) near the border and inside the picture is a mark when its noise
+    is damped against the ring around it, all over its shape, while the ring is not (a flat
+    or clipped area of the scene, a letterbox bar, is quiet beyond its outline too), the
+    ring's noise is measurable, and few of its pixels are clipped."""
+    t, h, w = frames.shape
+    noise = noise_map(frames)
+    mean = frames.mean(0)
+    strength = gradient_magnitude(mean)
+    coherent = strength / (grads.mean(0) + 1.0) > COHERENCE
+    k = max(3, int(round(min(h, w) * 0.025)) | 1)
+    layers = [(strength > thr) & coherent for thr in (EDGE_THRESHOLD, STILL_EDGE)]
+    shapes: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []
+    for layer in layers:
+        # closed wide (a whole logo) and narrow (its pieces, when scenery lines touch it)
+        for size in (k, 3):
+            blob = cv2.morphologyEx(
+                layer.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((size, size), np.uint8)
+            )
+            shapes += _still_shapes(blob, search, factor)
+    scored = []
+    for shape, bbox in shapes:
+        feats = _still_features(noise, mean, shape, bbox, factor)
+        if feats:
+            scored.append((shape, bbox, feats))
+    out: list[Detection] = []
+    for shape, bbox, feats in sorted(scored, key=lambda s_: -s_[2]["score"]):
+        if feats["score"] < 1.0:
+            break
+        x, y, bw, bh = bbox
+        seed = Box(x * factor, y * factor, bw * factor, bh * factor)
+        if any(_overlap(d.box, seed) > 0.5 for d in out):
+            continue
+        det = _still_region(full, noise, mean, shape, bbox, factor, feats)
+        if det is None:
+            continue
+        home = next((d for d in out if _near(d.box, det.box, gap)), None)
+        if home is None:
+            out.append(det)
+        else:
+            _merge(home, det)
+    return out
+
+
+def _still_shapes(
+    blob: np.ndarray, search: Box | None, factor: int
+) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Compact shapes near the border, inside the picture (working resolution)."""
+    h, w = blob.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
+    shapes = []
+    for label in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[label])
+        if area < 24 or bw < 3 or bh < 3 or not _inside_picture((x, y, bw, bh), h, w):
+            continue
+        if min(x / w, y / h, (w - x - bw) / w, (h - y - bh) / h) > BORDER_BAND:
+            continue
+        if search is not None and not _near(
+            Box(x * factor, y * factor, bw * factor, bh * factor), search, 0
+        ):
+            continue
+        shapes.append((_fill_holes(labels[y : y + bh, x : x + bw] == label), (x, y, bw, bh)))
+    return shapes
+
+
+def _inside_picture(bbox: tuple[int, int, int, int], h: int, w: int) -> bool:
+    """Small enough, and not cut by the frame's edge (scenery runs out of the picture)."""
+    x, y, bw, bh = bbox
+    return bw * bh <= STILL_MAX_AREA * h * w and min(x, y, w - x - bw, h - y - bh) >= STILL_MARGIN
+
+
+def _still_region(
+    full: np.ndarray,
+    noise: np.ndarray,
+    mean: np.ndarray,
+    shape: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    factor: int,
+    feats: dict[str, float],
+) -> Detection | None:
+    """A still mark grown from its seed shape over the damped pixels connected to it (parts
+    of a logo too faint in luma to leave edges still damp the noise), at full resolution."""
+    h, w = noise.shape
+    x, y, bw, bh = bbox
+    reach = max(bw, bh) + 4
+    x0, y0 = max(0, x - reach), max(0, y - reach)
+    x1, y1 = min(w, x + bw + reach), min(h, y + bh + reach)
+    n = noise[y0:y1, x0:x1]
+    strip = np.ones(n.shape, bool)
+    r = max(3, STILL_RING // factor)
+    strip[r:-r, r:-r] = False
+    ref = max(feats["ring_noise"], float(np.median(n[strip])))
+    damped = cv2.blur((n < STILL_DAMPED * ref).astype(np.float32), (5, 5)) > 0.5
+    seed = np.zeros(damped.shape, bool)
+    seed[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = shape
+    _count, labels = cv2.connectedComponents((damped | seed).astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[seed & (labels > 0)])
+    region = np.isin(labels, keep)
+    band = np.zeros_like(region)
+    band[: max(0, STILL_MARGIN - y0)] = True
+    band[:, : max(0, STILL_MARGIN - x0)] = True
+    band[max(0, h - STILL_MARGIN - y0) :] = True
+    band[:, max(0, w - STILL_MARGIN - x0) :] = True
+    cut = (region & band).sum() > 0.01 * region.sum()  # runs on out of the picture
+    edge = np.concatenate([region[0], region[-1], region[:, 0], region[:, -1]])
+    if region.sum() > seed.sum():
+        # the grown mark must itself stand out as damped against its own ring; a quiet area
+        # that runs on (flat or clipped scenery next to the mark) does not: keep the seed
+        rows, cols = np.nonzero(region)
+        gx, gy = int(cols.min()), int(rows.min())
+        grown = region[gy : int(rows.max()) + 1, gx : int(cols.max()) + 1]
+        gbox = (x0 + gx, y0 + gy, grown.shape[1], grown.shape[0])
+        check = _still_features(noise, mean, grown, gbox, factor)
+        if (
+            edge.mean() > 0.1
+            or cut
+            or grown.shape[0] * grown.shape[1] > MAX_AREA_SHARE * h * w
+            or check is None
+            or check["score"] < 1.0
+        ):
+            region = seed
+    rows, cols = np.nonzero(region)
+    fh, fw = full.shape[1:]
+    pad = factor + 1
+    bx0, by0 = (
+        max(0, (x0 + int(cols.min())) * factor - pad),
+        max(0, (y0 + int(rows.min())) * factor - pad),
+    )
+    bx1 = min(fw, (x0 + int(cols.max()) + 1) * factor + pad)
+    by1 = min(fh, (y0 + int(rows.max()) + 1) * factor + pad)
+    box = Box(bx0, by0, bx1 - bx0, by1 - by0)
+    big = cv2.resize(
+        region.astype(np.uint8),
+        ((x1 - x0) * factor, (y1 - y0) * factor),
+        interpolation=cv2.INTER_NEAREST,
+    )
+    mask = mark_mask_in_box(full, box)
+    canvas = np.zeros((fh, fw), bool)
+    canvas[y0 * factor : y0 * factor + big.shape[0], x0 * factor : x0 * factor + big.shape[1]] = (
+        big[: fh - y0 * factor, : fw - x0 * factor] > 0
+    )
+    mask |= canvas[by0:by1, bx0:bx1]
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return None
+    tight = Box(
+        bx0 + int(cols.min()),
+        by0 + int(rows.min()),
+        int(cols.max() - cols.min()) + 1,
+        int(rows.max() - rows.min()) + 1,
+    )
+    mask = mask[tight.y - by0 : tight.y - by0 + tight.h, tight.x - bx0 : tight.x - bx0 + tight.w]
+    return Detection(tight, mask, 0, len(full) - 1, feats["score"], dict(feats))
+
+
+def _still_features(
+    noise: np.ndarray,
+    mean: np.ndarray,
+    shape: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    factor: int,
+) -> dict[str, float] | None:
+    """Damping of a candidate's noise against the ring around it, and the checks on it."""
+    x, y, bw, bh = bbox
+    h, w = noise.shape
+    r = max(3, STILL_RING // factor)
+    x0, y0, x1, y1 = (
+        max(0, x - r - 2),
+        max(0, y - r - 2),
+        min(w, x + bw + r + 2),
+        min(h, y + bh + r + 2),
+    )
+    inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    inside[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = shape
+    ring = cv2.dilate(inside, np.ones((2 * r + 1,) * 2, np.uint8)) > 0
+    ring &= ~(cv2.dilate(inside, np.ones((5, 5), np.uint8)) > 0)
+    core = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
+    if core.sum() < 10 or ring.sum() < 10:
+        return None
+    n = noise[y0:y1, x0:x1]
+    m = mean[y0:y1, x0:x1]
+    ref = float(np.median(n[ring]))
+    damped = n < STILL_DAMPED * ref
+    ratio = float(np.median(n[core])) / max(ref, 1e-3)
+    contrast = float(damped[core].mean() - damped[ring].mean())
+    rows, cols = np.nonzero(core)
+    cy, cx = np.median(rows), np.median(cols)
+    quarters = [
+        damped[rows[sel], cols[sel]].mean()
+        for sel in (
+            (rows < cy) & (cols < cx),
+            (rows < cy) & (cols >= cx),
+            (rows >= cy) & (cols < cx),
+            (rows >= cy) & (cols >= cx),
+        )
+        if sel.sum() >= 3
+    ]
+    clipped = float(((m[core] < 18) | (m[core] > 237)).mean())
+    detail = np.abs(m - cv2.blur(m, (5, 5)))
+    texture = float(np.median(detail[core])) / max(float(np.median(detail[ring])), 1e-3)
+    feats = {
+        "damping": ratio,
+        "contrast": contrast,
+        "quarter": float(min(quarters)) if quarters else 0.0,
+        "clipped": clipped,
+        "texture": texture,
+        "ring_noise": ref,
+        "border": min(x / w, y / h, (w - x - bw) / w, (h - y - bh) / h),
+        "still_mark": 1.0,
+    }
+    ok = (
+        ref >= STILL_NOISE_FLOOR
+        and ratio <= STILL_MAX_RATIO
+        and contrast >= STILL_MIN_CONTRAST
+        and feats["quarter"] >= STILL_MIN_QUARTER
+        and clipped <= STILL_MAX_CLIPPED
+        # inside a blend the picture keeps its detail, scaled like its noise (or the mark
+        # brings its own strokes); a flat object of the scene is quiet and bare
+        and texture >= 0.5 * max(ratio, 0.4)
+    )
+    feats["score"] = (
+        1.0 + (STILL_MAX_RATIO - ratio) + (contrast - STILL_MIN_CONTRAST) if ok else 0.0
+    )
+    log.debug("still candidate %s %s", bbox, {k_: round(v, 2) for k_, v in feats.items()})
+    return feats
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,118 @@
+"""Detection on a still background (static camera): the blend damps the picture's noise.
+
+The clips are a fixed textured scene whose frame-to-frame noise follows its detail, as a
+codec's does (flat areas carry less noise than textured ones), so a flat object of the
+scene is as quiet as a mark and only the other fingerprints tell them apart.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from gpu.detect import Detection, detect_marks
+from tests.engine.synth import Stamp, blend, coverage, text_mark, texture
+
+H, W, T = 144, 256, 40
+
+
+def _scene(seed: int = 3) -> np.ndarray:
+    """A fixed picture with fine detail (float32, about 30..215)."""
+    rng = np.random.default_rng(seed)
+    fine = cv2.GaussianBlur(rng.normal(0, 1, (H, W)).astype(np.float32), (0, 0), 1.0) * 5
+    return np.clip(texture(H, W, seed)[:H, :W] + fine, 30, 215).astype(np.float32)
+
+
+def _still_clip(scene: np.ndarray, seed: int = 4) -> np.ndarray:
+    """T frames of a static camera: noise whose strength follows the scene's local detail."""
+    rng = np.random.default_rng(seed)
+    detail = cv2.blur(np.abs(scene - cv2.blur(scene, (3, 3))), (3, 3))
+    sigma = 0.2 + 1.0 * detail
+    return np.stack(
+        [scene + rng.normal(0, 1, scene.shape).astype(np.float32) * sigma for _ in range(T)]
+    )
+
+
+def _found(frames: np.ndarray) -> list[Detection]:
+    return detect_marks(np.clip(frames + 0.5, 0, 255).astype(np.uint8))
+
+
+def _cover(found: Detection, stamp: Stamp) -> tuple[float, float]:
+    b = found.box
+    return coverage((b.x, b.y, b.w, b.h), stamp.alpha)
+
+
+def test_scene_noise_follows_detail() -> None:
+    """The premise of the no-mark cases: a flat patch of the scene is quieter than texture."""
+    scene = _scene()
+    scene[90:125, 180:235] = 120.0
+    frames = _still_clip(scene)
+    noise = np.diff(frames, axis=0).std(0)
+    assert np.median(noise[95:120, 185:230]) < 0.6 * np.median(noise[20:60, 60:200])
+
+
+def test_a_semi_transparent_mark_on_a_still_background_is_found() -> None:
+    scene = _scene()
+    stamp = text_mark(H, W, 0.5, corner="bottom-right")
+    found = detect_marks(blend(_still_clip(scene), stamp))
+    assert len(found) == 1
+    share, area = _cover(found[0], stamp)
+    assert share >= 0.98 and area <= 2.0
+    assert found[0].features["still_mark"] == 1.0
+    assert found[0].features["damping"] < 0.72
+    assert found[0].first_sample == 0 and found[0].last_sample == T - 1
+
+
+def test_a_dark_mark_in_the_top_left_corner_is_found() -> None:
+    scene = _scene(seed=5)
+    stamp = text_mark(H, W, 0.5, corner="top-left", colour=20.0)
+    found = detect_marks(blend(_still_clip(scene, seed=6), stamp))
+    assert len(found) == 1
+    share, area = _cover(found[0], stamp)
+    assert share >= 0.98 and area <= 2.0
+
+
+def test_a_still_scene_without_a_mark_gives_nothing() -> None:
+    assert _found(_still_clip(_scene())) == []
+
+
+def test_a_flat_object_near_a_corner_is_not_a_mark() -> None:
+    """Quiet like a mark (flat, so its noise is low), crisp edges, near the corner, inside
+    the picture: but bare of the scene's detail, which a blend would keep."""
+    scene = _scene()
+    scene[100:126, 196:236] = 200.0
+    assert _found(_still_clip(scene)) == []
+
+
+def test_a_clipped_white_area_is_not_a_mark() -> None:
+    """Values at the range limit carry no noise at all."""
+    scene = _scene()
+    frames = _still_clip(scene)
+    frames[:, 100:126, 196:236] = 255.0
+    assert _found(frames) == []
+
+
+def test_letterbox_bars_are_not_marks() -> None:
+    frames = _still_clip(_scene())
+    frames[:, :14] = 16.0
+    frames[:, -14:] = 16.0
+    assert _found(frames) == []
+
+
+def test_a_shadow_cut_by_the_frame_edge_is_not_a_mark() -> None:
+    """A static shadow dims the scene's detail and its noise alike, as a dark blend would,
+    but it runs on out of the picture: scenery, not an overlay inside the frame."""
+    scene = _scene()
+    scene[96:136, 1:40] = 30 + 0.25 * (scene[96:136, 1:40] - 30)
+    assert _found(_still_clip(scene)) == []
+
+
+def test_a_mark_over_a_flat_object_needs_its_own_damping() -> None:
+    """The stamp's text over a textured corner is found even with a flat object elsewhere."""
+    scene = _scene()
+    scene[10:40, 10:60] = 120.0
+    stamp = text_mark(H, W, 0.5, corner="bottom-right")
+    found = detect_marks(blend(_still_clip(scene), stamp))
+    assert len(found) == 1
+    share, _area = _cover(found[0], stamp)
+    assert share >= 0.98
