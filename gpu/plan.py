@@ -14,6 +14,7 @@ from gpu.probe import VideoInfo
 from gpu.regions import Box
 from gpu.removal import Matte
 from gpu.sampling import Samples
+from gpu.shape import dilate, level_shift, mark_shape, median_planes
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def plan_marks(
     fps = fmt.fps or info.fps or 1.0
     whole_box = False
     if explicit is not None:
-        mask = mark_mask_in_box(ys, explicit)
+        mask = _explicit_mask(ys, us, vs, explicit, fmt.width, fmt.height)
         whole_box = mask.mean() < EXPLICIT_MIN_MARKED
         if whole_box:
             mask = np.ones((explicit.h, explicit.w), dtype=bool)
@@ -139,7 +140,7 @@ def plan_marks(
             # off): fill the mark's pixels (its structure and its level shift) instead
             inside = _within(det.box, crop, support.shape)
             shift = _level_shift([ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], inside)
-            marked = support | ((shift > STILL_SHIFT) & inside)
+            marked = support if explicit is not None else support | ((shift > STILL_SHIFT) & inside)
             marked &= ~_crossing_scenery(
                 marked, [ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], det.box, crop
             )
@@ -199,6 +200,24 @@ def plan_marks(
     return mattes
 
 
+def _explicit_mask(
+    ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box, width: int, height: int
+) -> np.ndarray:
+    """The mark's pixels inside a box the user named: its level shift against the picture
+    around it (gpu.shape), with a one-pixel rim for its anti-aliased edge."""
+    crop = expand_box(box, MARGIN, width, height)
+    planes = [
+        ys[:, crop.y : crop.y + crop.h, crop.x : crop.x + crop.w],
+        us[:, crop.y // 2 : (crop.y + crop.h) // 2, crop.x // 2 : (crop.x + crop.w) // 2],
+        vs[:, crop.y // 2 : (crop.y + crop.h) // 2, crop.x // 2 : (crop.x + crop.w) // 2],
+    ]
+    region = _within(box, crop, (crop.h, crop.w))
+    found = mark_shape(median_planes(planes, (crop.h, crop.w)), region)
+    found = dilate(found, 1) & region
+    oy, ox = box.y - crop.y, box.x - crop.x
+    return found[oy : oy + box.h, ox : ox + box.w]
+
+
 def _implausible_share(ys: np.ndarray, alpha: np.ndarray, a: np.ndarray) -> float:
     """Share of inverted sample pixels far outside 0..255: a sign that α or αW is wrong."""
     on = (alpha > 0.05) & (alpha <= 0.85)
@@ -209,26 +228,10 @@ def _implausible_share(ys: np.ndarray, alpha: np.ndarray, a: np.ndarray) -> floa
 
 
 def _level_shift(planes: list[np.ndarray], hole: np.ndarray) -> np.ndarray:
-    """Σ over Y, U, V of |median over time of (plane − the box filled from around it)|, at
+    """Σ over Y, U, V of |temporal median − the hole filled in smoothly from around it|, at
     luma resolution: where a still mark sits (chroma counts: a blue logo on grey asphalt
     has the asphalt's luma)."""
-    import torch
-    import torch.nn.functional as F
-
-    from gpu.fill import push_pull
-
-    h, w = hole.shape
-    total = np.zeros((h, w), np.float32)
-    for plane in planes:
-        y = torch.from_numpy(np.ascontiguousarray(plane)).float()[:, None]
-        ph, pw = y.shape[-2:]
-        known = F.interpolate(
-            torch.from_numpy(~hole).float()[None, None], size=(ph, pw), mode="area"
-        )
-        fill = push_pull(y, (known > 0.999).float())
-        shift = (y - fill)[:, 0].median(0).values.abs()
-        total += F.interpolate(shift[None, None], size=(h, w), mode="nearest")[0, 0].numpy()
-    return total
+    return level_shift(median_planes(planes, hole.shape), hole, lines=False)
 
 
 def _crossing_scenery(

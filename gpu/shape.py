@@ -1,0 +1,131 @@
+"""Which pixels of a box belong to the mark: its level shift against the picture around it.
+
+Over the sampled frames the temporal median keeps what stays put: the mark, drawn over
+the median of a moving background (smooth) or over a still one. Filled in from around the
+box, the picture under the mark is predicted; where the median departs from that fill
+(in Y, U or V: a blue logo on grey asphalt shifts only the chroma) is the mark. The
+hole then shrinks to the parts found so far, so each part's surroundings come from ever
+closer to it and scenery between the parts stops looking shifted.
+
+Scenery that runs through the box (a pole, a road line) is continued by straight-line
+fills, so it is not taken for the mark. The price: a mark pixel that happens to equal its
+surroundings along some line (a white half-opaque mark over a black pole comes out grey,
+like the wall beside it) is taken for scenery; the one-pixel rim plan.py adds and the
+part's other pixels usually cover it, a lone pixel stays.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gpu.fill import push_pull
+
+#: level shift (Y + U + V levels) that seeds a part of the mark, and where a part may grow to
+SHIFT_SEED, SHIFT_GROW = 12.0, 9.0
+#: directions (dx per dy, and dy per dx) along which scenery may run through the box
+SLOPES = (0.0, 0.125, -0.125, 0.25, -0.25, 0.5, -0.5, 1.0, -1.0)
+ROUNDS = 3
+
+
+def median_planes(planes: list[np.ndarray], shape: tuple[int, int]) -> torch.Tensor:
+    """The temporal median of sampled Y, U, V crops, all at luma resolution: (3, h, w)."""
+    out = []
+    for plane in planes:
+        median = torch.from_numpy(np.ascontiguousarray(plane)).float().median(0).values
+        if tuple(median.shape) != shape:
+            median = F.interpolate(
+                median[None, None], size=shape, mode="bilinear", align_corners=False
+            )[0, 0]
+        out.append(median)
+    return torch.stack(out)
+
+
+def level_shift(median: torch.Tensor, hole: np.ndarray, *, lines: bool = True) -> np.ndarray:
+    """Σ over Y, U, V of |median − the hole filled in from around it|, (h, w).
+
+    With `lines`, each pixel takes the best of a smooth fill and of straight lines through
+    the hole: scenery that runs through the box (a pole, a road line, floor boards) is
+    continued by the line along it, while a mark, which ends inside the box, departs from
+    every fill.
+    """
+    known = torch.from_numpy(~hole).float()[None, None]
+    fill = push_pull(median[:, None], known)[:, 0]
+    smooth = (median - fill).abs().sum(0).numpy()
+    return np.minimum(smooth, _line_shift(median.numpy(), hole)) if lines else smooth
+
+
+def _line_shift(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """min over the line directions of Σ_c |values − the linear fill along the line|."""
+    best = np.full(hole.shape, np.inf, np.float32)
+    for slope in SLOPES:
+        # lines mostly down the columns, then (on the transposed picture) along the rows
+        best = np.minimum(best, _along_lines(values, ~hole, slope))
+        if abs(slope) < 1.0:
+            best = np.minimum(best, _along_lines(values.transpose(0, 2, 1), ~hole.T, slope).T)
+    return best
+
+
+def _along_lines(values: np.ndarray, known: np.ndarray, slope: float) -> np.ndarray:
+    """Σ_c |values − fill| where the fill interpolates linearly along the lines
+    x = x0 + slope·y between known pixels (inf where a line leaves the picture unknown).
+    The picture is sheared so that each line becomes a column."""
+    c, h, w = values.shape
+    offset = np.round(np.arange(h) * slope).astype(int)
+    offset -= offset.min()
+    rows = np.arange(h)[:, None]
+    cols = np.arange(w)[None, :] + offset[:, None]
+    width = w + int(offset.max())
+    sheared = np.zeros((c, width, h), np.float32)  # (channel, line, position along it)
+    sheared_known = np.zeros((width, h), bool)
+    sheared[:, cols, rows] = values
+    sheared_known[cols, rows] = known
+    filled = _interpolate(sheared, sheared_known)
+    return np.abs(filled[:, cols, rows] - values).sum(0)
+
+
+def _interpolate(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Linear interpolation along the last axis between known entries; nan where an
+    unknown run is not bounded on both sides. values (c, n, L), known (n, L)."""
+    n, length = known.shape
+    index = np.broadcast_to(np.arange(length), (n, length))
+    before = np.maximum.accumulate(np.where(known, index, -1), axis=1)
+    after = np.minimum.accumulate(np.where(known, index, length)[:, ::-1], axis=1)[:, ::-1]
+    bounded = (before >= 0) & (after < length)
+    lo, hi = before.clip(0, length - 1), after.clip(0, length - 1)
+    line = np.arange(n)[:, None]
+    start, end = values[:, line, lo], values[:, line, hi]
+    share = (index - lo) / np.maximum(hi - lo, 1)
+    return np.where(bounded[None], start + (end - start) * share, np.inf)
+
+
+def mark_shape(
+    median: torch.Tensor, region: np.ndarray, exclude: np.ndarray | None = None
+) -> np.ndarray:
+    """The mark's pixels inside `region` (h, w) from the temporal median (3, h, w); pixels of
+    `exclude` (scenery known to cross the box) never belong to it."""
+    hole = region.copy()
+    shape = np.zeros_like(region)
+    for _ in range(ROUNDS):
+        shape = _hysteresis(level_shift(median, hole), SHIFT_SEED, SHIFT_GROW) & region
+        if exclude is not None:
+            shape &= ~exclude
+        hole = dilate(shape, 2) & region
+    return shape
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """`mask` grown by `radius` pixels (a square)."""
+    size = 2 * radius + 1
+    return cv2.dilate(mask.astype(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
+
+
+def _hysteresis(value: np.ndarray, seed: float, grow: float) -> np.ndarray:
+    """Connected areas above `grow` that reach above `seed` somewhere."""
+    count, labels = cv2.connectedComponents((value > grow).astype(np.uint8), connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[value > seed])] = True
+    keep[0] = False
+    return keep[labels]
