@@ -66,25 +66,27 @@ def _strided_samples(
     out_args = ("-fps_mode", "passthrough")
     with FrameReader(path, input_args=args, output_args=out_args) as reader:
         fmt = reader.format
-        # frames are read straight into their place; the ones passed over never reach us
-        kept = np.empty((2 * cap + _CHECK_EVERY, fmt.frame_bytes), dtype=np.uint8)
-        n = 0
+        # frames are read straight into a free slot (thinning out frees slots, moves nothing);
+        # the frames passed over never reach this process
+        store = np.empty((2 * cap + _CHECK_EVERY, fmt.frame_bytes), dtype=np.uint8)
+        free = list(range(store.shape[0] - 1, -1, -1))
+        kept: list[int] = []  # slots of the kept frames, in order
         while True:
             if total % stride == 0:
-                if not reader.read_frame(kept[n]):
+                slot = free.pop()
+                if not reader.read_frame(store[slot]):
                     break
-                n += 1
+                kept.append(slot)
             elif not reader.skip_frame():
                 break
             total += 1
-            if total % _CHECK_EVERY == 0 and n >= 2 * cap:
-                half = (n + 1) // 2
-                kept[:half] = kept[:n:2]
-                n, stride = half, stride * 2
-    if n < least:
+            if total % _CHECK_EVERY == 0 and len(kept) >= 2 * cap:
+                free += kept[1::2]
+                kept, stride = kept[::2], stride * 2
+    if len(kept) < least:
         return None
-    pick = np.linspace(0, n - 1, min(cap, n)).round().astype(int)
-    frames = kept[pick]
+    pick = np.linspace(0, len(kept) - 1, min(cap, len(kept))).round().astype(int)
+    frames = store[[kept[i] for i in pick]]
     # decoded frame number i of `total` sits at about i/total of the way through the clip
     indices = (pick * stride * max(info.frames, 1) / max(total, 1)).astype(int)
     return Samples(frames=frames, indices=indices, fmt=fmt)
