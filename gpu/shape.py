@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from gpu.fill import push_pull
+from gpu.lines import line_shift
 
 #: level shift (Y + U + V levels) that seeds a part of the mark, and where a part may grow to
 SHIFT_SEED, SHIFT_GROW = 12.0, 9.0
-#: directions (dx per dy, and dy per dx) along which scenery may run through the box
-SLOPES = (0.0, 0.125, -0.125, 0.25, -0.25, 0.5, -0.5, 1.0, -1.0)
 ROUNDS = 3
 
 
@@ -54,51 +53,7 @@ def level_shift(median: torch.Tensor, hole: np.ndarray, *, lines: bool = True) -
     known = torch.from_numpy(~hole).float()[None, None]
     fill = push_pull(median[:, None], known)[:, 0]
     smooth = (median - fill).abs().sum(0).numpy()
-    return np.minimum(smooth, _line_shift(median.numpy(), hole)) if lines else smooth
-
-
-def _line_shift(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """min over the line directions of Σ_c |values − the linear fill along the line|."""
-    best = np.full(hole.shape, np.inf, np.float32)
-    for slope in SLOPES:
-        # lines mostly down the columns, then (on the transposed picture) along the rows
-        best = np.minimum(best, _along_lines(values, ~hole, slope))
-        if abs(slope) < 1.0:
-            best = np.minimum(best, _along_lines(values.transpose(0, 2, 1), ~hole.T, slope).T)
-    return best
-
-
-def _along_lines(values: np.ndarray, known: np.ndarray, slope: float) -> np.ndarray:
-    """Σ_c |values − fill| where the fill interpolates linearly along the lines
-    x = x0 + slope·y between known pixels (inf where a line leaves the picture unknown).
-    The picture is sheared so that each line becomes a column."""
-    c, h, w = values.shape
-    offset = np.round(np.arange(h) * slope).astype(int)
-    offset -= offset.min()
-    rows = np.arange(h)[:, None]
-    cols = np.arange(w)[None, :] + offset[:, None]
-    width = w + int(offset.max())
-    sheared = np.zeros((c, width, h), np.float32)  # (channel, line, position along it)
-    sheared_known = np.zeros((width, h), bool)
-    sheared[:, cols, rows] = values
-    sheared_known[cols, rows] = known
-    filled = _interpolate(sheared, sheared_known)
-    return np.abs(filled[:, cols, rows] - values).sum(0)
-
-
-def _interpolate(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Linear interpolation along the last axis between known entries; nan where an
-    unknown run is not bounded on both sides. values (c, n, L), known (n, L)."""
-    n, length = known.shape
-    index = np.broadcast_to(np.arange(length), (n, length))
-    before = np.maximum.accumulate(np.where(known, index, -1), axis=1)
-    after = np.minimum.accumulate(np.where(known, index, length)[:, ::-1], axis=1)[:, ::-1]
-    bounded = (before >= 0) & (after < length)
-    lo, hi = before.clip(0, length - 1), after.clip(0, length - 1)
-    line = np.arange(n)[:, None]
-    start, end = values[:, line, lo], values[:, line, hi]
-    share = (index - lo) / np.maximum(hi - lo, 1)
-    return np.where(bounded[None], start + (end - start) * share, np.inf)
+    return np.minimum(smooth, line_shift(median.numpy(), hole)) if lines else smooth
 
 
 def mark_shape(
