@@ -3,6 +3,9 @@
     probe → limits → sample frames → find the marks (or take the user's region)
           → estimate each mark's matte → stream: decode → remove → encode (+ audio copy)
 
+The streaming decoder and the encoder start as soon as the samples are in, so the decoder
+works ahead (a bounded number of frames) while the marks are being found.
+
 The output is written beside its final path and renamed into place only when complete,
 so a failure never leaves half a file behind.
 """

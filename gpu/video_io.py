@@ -3,7 +3,8 @@
 Frames travel as planar 8-bit 4:2:0 in the video's own colour range, so pixels the
 engine does not touch reach the encoder exactly as the decoder produced them. The
 YUV4MPEG header carries the exact frame rate (e.g. 179/6) and the colour range from the
-decoder to the encoder. Memory stays flat: only one batch of frames is held at a time.
+decoder to the encoder. Memory stays flat: a bounded number of batches is held at a time
+(the one being worked on, and those a read-ahead thread has decoded in advance).
 """
 
 from __future__ import annotations
