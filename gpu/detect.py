@@ -50,6 +50,7 @@ STILL_RING = 12  # width (full-resolution pixels) of the ring whose noise is the
 STILL_DAMPED = 0.75  # a pixel is damped when its noise is below this share of the ring's
 STILL_MAX_RATIO = 0.72  # the candidate's median noise / the ring's median noise
 STILL_MIN_CONTRAST = 0.4  # damped share inside minus damped share of the ring
+STILL_PART_RATIO = 0.85  # a less damped part next to a mark found joins it
 STILL_MIN_QUARTER = 0.3  # damped share in each quarter of the shape (damping all over it)
 STILL_MAX_CLIPPED = 0.3  # share of pixels at the range limits (they carry no noise)
 STILL_NOISE_FLOOR = 0.1  # the ring's noise (Y levels at working resolution) must be measurable
@@ -355,6 +356,21 @@ def _still_marks(
             out.append(det)
         else:
             _merge(home, det)
+    # parts of a mark damped less surely (a logo's text: thin strokes, damped only on them)
+    # join a mark found next to them
+    for _shape, bbox, feats in scored:
+        if feats["score"] >= 1.0 or feats["damping"] > STILL_PART_RATIO:
+            continue
+        if feats["contrast"] < STILL_MIN_CONTRAST / 2:
+            continue
+        x, y, bw, bh = bbox
+        part = Box(x * factor, y * factor, bw * factor, bh * factor)
+        home = next((d for d in out if _near(d.box, part, gap)), None)
+        if home is None or _overlap(home.box, part) > 0.9:
+            continue
+        box, mask = _refine(full, bbox, factor)
+        if box is not None:
+            _merge(home, Detection(box, mask, 0, t - 1, 0.0))
     return out
 
 
@@ -409,9 +425,13 @@ def _still_region(
     damped = cv2.blur((n < STILL_DAMPED * ref).astype(np.float32), (5, 5)) > 0.5
     seed = np.zeros(damped.shape, bool)
     seed[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = shape
-    _count, labels = cv2.connectedComponents((damped | seed).astype(np.uint8), connectivity=8)
-    keep = np.unique(labels[seed & (labels > 0)])
-    region = np.isin(labels, keep)
+    _count, labels = cv2.connectedComponents(damped.astype(np.uint8), connectivity=8)
+    region = seed
+    for _ in range(2):
+        # the damped parts touching the mark or within a few pixels (a logo's rings, letters)
+        near = cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        keep = np.unique(labels[near & (labels > 0)])
+        region = seed | np.isin(labels, keep)
     band = np.zeros_like(region)
     band[: max(0, STILL_MARGIN - y0)] = True
     band[:, : max(0, STILL_MARGIN - x0)] = True
