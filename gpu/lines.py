@@ -20,7 +20,7 @@ import numpy as np
 #: transposed picture for lines mostly along the rows
 SLOPES = (0.0, 0.125, -0.125, 0.25, -0.25, 0.5, -0.5, 1.0, -1.0)
 #: the two ends of a line (levels, summed over the channels) that count as the same scenery
-ENDS_AGREE = 12.0
+ENDS_AGREE = 24.0
 
 
 @dataclass

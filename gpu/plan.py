@@ -187,6 +187,7 @@ def plan_marks(
                 end_s=None if end is None else end / fps,
                 method=method,
                 mark_box=mark_box,
+                reference=_median_of(ys[sl], us[sl], vs[sl], crop).numpy(),
             )
         )
         log.info(
@@ -200,19 +201,24 @@ def plan_marks(
     return mattes
 
 
+def _median_of(ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box) -> Any:
+    """The temporal median of an even-aligned box of the samples, (3, h, w) at luma resolution."""
+    planes = [
+        ys[:, box.y : box.y + box.h, box.x : box.x + box.w],
+        us[:, box.y // 2 : (box.y + box.h) // 2, box.x // 2 : (box.x + box.w) // 2],
+        vs[:, box.y // 2 : (box.y + box.h) // 2, box.x // 2 : (box.x + box.w) // 2],
+    ]
+    return median_planes(planes, (box.h, box.w))
+
+
 def _explicit_mask(
     ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box, width: int, height: int
 ) -> np.ndarray:
     """The mark's pixels inside a box the user named: its level shift against the picture
     around it (gpu.shape), with a one-pixel rim for its anti-aliased edge."""
     crop = expand_box(box, MARGIN, width, height)
-    planes = [
-        ys[:, crop.y : crop.y + crop.h, crop.x : crop.x + crop.w],
-        us[:, crop.y // 2 : (crop.y + crop.h) // 2, crop.x // 2 : (crop.x + crop.w) // 2],
-        vs[:, crop.y // 2 : (crop.y + crop.h) // 2, crop.x // 2 : (crop.x + crop.w) // 2],
-    ]
     region = _within(box, crop, (crop.h, crop.w))
-    found = mark_shape(median_planes(planes, (crop.h, crop.w)), region)
+    found = mark_shape(_median_of(ys, us, vs, crop), region)
     found = dilate(found, 1) & region
     oy, ox = box.y - crop.y, box.x - crop.x
     return found[oy : oy + box.h, ox : ox + box.w]

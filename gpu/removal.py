@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from gpu.fill import push_pull
+from gpu.lines import plan_line_fill
 from gpu.regions import Box
 
 #: above this opacity inversion amplifies noise too much (×1/(1−α)); inpaint instead
@@ -39,6 +41,9 @@ class Matte:
     end_s: float | None = None
     method: str = "invert"
     mark_box: Box | None = None  # the mark itself, when known tighter than the working box
+    #: the temporal median of the box (Y, U, V at luma resolution, (3, h, w)): where the
+    #: mark is filled, the scenery lines it shows are continued through the hole
+    reference: np.ndarray | None = None
 
     @property
     def reported_box(self) -> Box:
@@ -61,13 +66,19 @@ class PreparedMatte:
         self.matte = matte
         self.device = device
         self.lo, self.hi = value_range
+        ref_y, ref_c = matte.reference, None
+        if ref_y is not None:
+            ch, cw = matte.alpha_c.shape
+            ref_c = np.stack([cv2.resize(p, (cw, ch), interpolation=cv2.INTER_AREA) for p in ref_y])
         self.planes = [
-            self._plane(matte.alpha_y, matte.a_y),
-            self._plane(matte.alpha_c, matte.a_u),
-            self._plane(matte.alpha_c, matte.a_v),
+            self._plane(matte.alpha_y, matte.a_y, ref_y),
+            self._plane(matte.alpha_c, matte.a_u, ref_c),
+            self._plane(matte.alpha_c, matte.a_v, ref_c),
         ]
 
-    def _plane(self, alpha: np.ndarray, a: np.ndarray) -> dict[str, Any]:
+    def _plane(
+        self, alpha: np.ndarray, a: np.ndarray, reference: np.ndarray | None
+    ) -> dict[str, Any]:
         al = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32)).to(self.device)
         av = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
         opaque = (al > ALPHA_MAX).float()[None, None]
@@ -87,7 +98,17 @@ class PreparedMatte:
             )
         else:
             window = (slice(0, 0), slice(0, 0))
+        lines = None
+        if reference is not None and rows.numel():
+            in_window = hole[0, 0][window].cpu().numpy() > 0
+            plan = plan_line_fill(reference[:, window[0], window[1]], in_window)
+            if plan.pixels.size:
+                lines = [
+                    torch.from_numpy(v).to(self.device)
+                    for v in (plan.pixels, plan.a, plan.b, plan.share)
+                ]
         return {
+            "lines": lines,
             "inv_scale": (1.0 / (1.0 - safe))[None],
             "a": torch.where(hole[0, 0] > 0, torch.zeros_like(av), av)[None],
             "known": (1.0 - hole)[..., window[0], window[1]],
@@ -114,6 +135,12 @@ class PreparedMatte:
                 rows, cols = plane["window"]
                 part = out[:, rows, cols]
                 filled = push_pull(part[:, None], plane["known"])[:, 0]
+                if plane["lines"] is not None:
+                    pixels, start, end, share = plane["lines"]
+                    flat = part.reshape(part.shape[0], -1)
+                    filled.view(part.shape[0], -1)[:, pixels] = torch.lerp(
+                        flat[:, start], flat[:, end], share
+                    )
                 part.add_((filled - part).mul_(plane["seam"]))
             out = out.clamp_(self.lo, self.hi).round_().to(torch.uint8)
             if on_cpu:
