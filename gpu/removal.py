@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,14 +65,13 @@ class PreparedMatte:
         self.matte = matte
         self.device = device
         self.lo, self.hi = value_range
-        ref_y, ref_c = matte.reference, None
-        if ref_y is not None:
-            ch, cw = matte.alpha_c.shape
-            ref_c = np.stack([cv2.resize(p, (cw, ch), interpolation=cv2.INTER_AREA) for p in ref_y])
+        # lines continue scenery in luma only: in the half-resolution chroma a line copies
+        # the colour error of its two end pixels across the hole (measured: cockatoo/opencv/
+        # 1.0 box 33.1 dB with chroma lines, 36.9 without), where push-pull averages it out
         self.planes = [
-            self._plane(matte.alpha_y, matte.a_y, ref_y),
-            self._plane(matte.alpha_c, matte.a_u, ref_c),
-            self._plane(matte.alpha_c, matte.a_v, ref_c),
+            self._plane(matte.alpha_y, matte.a_y, matte.reference),
+            self._plane(matte.alpha_c, matte.a_u, None),
+            self._plane(matte.alpha_c, matte.a_v, None),
         ]
 
     def _plane(
