@@ -68,7 +68,7 @@ def plan_marks(
     fps = fmt.fps or info.fps or 1.0
     whole_box = False
     if explicit is not None:
-        mask = _explicit_mask(ys, us, vs, explicit, fmt.width, fmt.height)
+        mask = _box_mask(ys, us, vs, explicit, fmt.width, fmt.height)
         whole_box = mask.mean() < EXPLICIT_MIN_MARKED
         if whole_box:
             mask = np.ones((explicit.h, explicit.w), dtype=bool)
@@ -143,11 +143,21 @@ def plan_marks(
             # the background (nearly) never changes under the mark, so α cannot be measured
             # there, or the inversion would leave the range of real pictures (α or αW is
             # off): fill the mark's pixels (its structure and its level shift) instead
-            inside = _within(det.box, crop, support.shape)
-            shift = _level_shift([ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], inside)
-            marked = support if explicit is not None else support | ((shift > STILL_SHIFT) & inside)
+            marked = support
+            if explicit is None:
+                # found on a still background: its pixels by the same level shift as in a
+                # user's box (the detection's mask is the blend's damping, a few pixels wide)
+                marked = np.zeros_like(support)
+                marked[oy : oy + det.box.h, ox : ox + det.box.w] = _box_mask(
+                    ys[sl], us[sl], vs[sl], det.box, fmt.width, fmt.height
+                )
+                marked &= dilate(support, 3)
             marked &= ~_crossing_scenery(
-                marked, [ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]], det.box, crop
+                marked,
+                [ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]],
+                det.box,
+                crop,
+                frame=None if explicit is not None else (fmt.width, fmt.height),
             )
             marked = cv2.dilate(marked.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             alpha_y = marked.astype(np.float32)
@@ -216,11 +226,11 @@ def _median_of(ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box) -> Any:
     return median_planes(planes, (box.h, box.w))
 
 
-def _explicit_mask(
+def _box_mask(
     ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box, width: int, height: int
 ) -> np.ndarray:
-    """The mark's pixels inside a box the user named: its level shift against the picture
-    around it (gpu.shape), with a one-pixel rim for its anti-aliased edge."""
+    """The mark's pixels inside its box: its level shift against the picture around it
+    (gpu.shape), with a one-pixel rim for its anti-aliased edge."""
     crop = expand_box(box, MARGIN, width, height)
     region = _within(box, crop, (crop.h, crop.w))
     found = mark_shape(_median_of(ys, us, vs, crop), region)
