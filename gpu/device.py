@@ -42,9 +42,10 @@ def batch_size_for(device: Any, frame_pixels: int, region_pixels: int) -> int:
     return max(CPU_BATCH, min(MAX_GPU_BATCH, fit))
 
 
-#: decoded frames kept ready ahead of the removal (they are decoded while the marks are
-#: being found, when the decoder has a core to itself)
-READ_AHEAD_BYTES = 96 * 1024 * 1024
+#: decoded frames kept ready ahead of the removal: reading in a thread keeps the decoder
+#: and the encoder both busy while the removal works; deeper than about two batches
+#: bought nothing measurable, only memory
+READ_AHEAD_BYTES = 32 * 1024 * 1024
 MAX_READ_AHEAD = 8
 
 
