@@ -146,7 +146,7 @@ def plan_marks(
             marked = support
             if explicit is None:
                 # found on a still background: its pixels by the same level shift as in a
-                # user's box (the detection's mask is the blend's damping, a few pixels wide)
+                # user's box, near what the detection found
                 marked = np.zeros_like(support)
                 marked[oy : oy + det.box.h, ox : ox + det.box.w] = _box_mask(
                     ys[sl], us[sl], vs[sl], det.box, fmt.width, fmt.height
@@ -159,7 +159,6 @@ def plan_marks(
                 crop,
                 frame=None if explicit is not None else (fmt.width, fmt.height),
             )
-            marked = cv2.dilate(marked.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             alpha_y = marked.astype(np.float32)
             alpha_c = _half(alpha_y)
             method = "inpaint"
