@@ -422,7 +422,9 @@ def _still_region(
     r = max(3, STILL_RING // factor)
     strip[r:-r, r:-r] = False
     ref = max(feats["ring_noise"], float(np.median(n[strip])))
-    damped = cv2.blur((n < STILL_DAMPED * ref).astype(np.float32), (5, 5)) > 0.5
+    # as damped as the seed, within its noise: a faint mark is damped little
+    level = min(0.85, max(STILL_DAMPED, (1.0 + feats["damping"]) / 2))
+    damped = cv2.blur((n < level * ref).astype(np.float32), (5, 5)) > 0.5
     seed = np.zeros(damped.shape, bool)
     seed[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = shape
     _count, labels = cv2.connectedComponents(damped.astype(np.uint8), connectivity=8)
