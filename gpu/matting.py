@@ -43,6 +43,16 @@ class MatteEstimate:
     shift: np.ndarray | None = None  # |J − fill| level shift (luma levels), for still backgrounds
 
 
+def temporal_median(frames: torch.Tensor) -> torch.Tensor:
+    """The median over the first axis, the lower of the two middle values for an even count
+    (as torch.median): on the CPU by numpy's partial sort, about 4× faster than torch's."""
+    if frames.device.type != "cpu":
+        return frames.median(0).values
+    middle = (frames.shape[0] - 1) // 2
+    values = np.partition(frames.numpy(), middle, axis=0)[middle]
+    return torch.from_numpy(np.ascontiguousarray(values))
+
+
 def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     if radius <= 0:
         return mask
@@ -115,8 +125,13 @@ def estimate_matte(
     confidence = variation / (variation + STATIC_VARIANCE)
 
     # level shift against the fill, and α from it for a white or black mark
-    shift = [(j - f).median(0).values for j, f in zip(js, fs, strict=True)]
-    f_med = [f.median(0).values for f in fs]
+    # medians of the chroma at its own resolution, then brought up (the same values as the
+    # medians of the upsampled planes, at a quarter of the cost)
+    shift = [
+        temporal_median(y - fy),
+        *(_up(temporal_median(c - fc)[None], (h, w))[0] for c, fc in ((u, fu), (v, fv))),
+    ]
+    f_med = [temporal_median(fy), *(_up(temporal_median(fc)[None], (h, w))[0] for fc in (fu, fv))]
     white, black = (255.0, 0.0) if full_range else (235.0, 16.0)
     w_y = torch.where(
         shift[0] >= 0, torch.full_like(shift[0], white), torch.full_like(shift[0], black)
@@ -140,9 +155,9 @@ def estimate_matte(
     alpha = torch.where(sup & (alpha >= MIN_ALPHA), alpha, torch.zeros_like(alpha))
 
     alpha_c = _down_alpha(alpha, (ch, cw))
-    a_y = (y - (1 - alpha) * fy).median(0).values * (alpha > 0)
-    a_u = (u - (1 - alpha_c) * fu).median(0).values * (alpha_c > 0)
-    a_v = (v - (1 - alpha_c) * fv).median(0).values * (alpha_c > 0)
+    a_y = temporal_median(y - (1 - alpha) * fy) * (alpha > 0)
+    a_u = temporal_median(u - (1 - alpha_c) * fu) * (alpha_c > 0)
+    a_v = temporal_median(v - (1 - alpha_c) * fv) * (alpha_c > 0)
 
     marked = alpha > 0.1
     opacity = float(torch.quantile(alpha[marked], 0.9)) if bool(marked.any()) else 0.0

@@ -12,7 +12,7 @@ from gpu.detect import Detection, detect_marks, mark_mask_in_box
 from gpu.matting import estimate_matte
 from gpu.probe import VideoInfo
 from gpu.regions import Box
-from gpu.removal import Matte
+from gpu.removal import ALPHA_MAX, Matte
 from gpu.sampling import Samples
 from gpu.shape import dilate, level_shift, mark_shape, median_planes
 
@@ -201,7 +201,10 @@ def plan_marks(
                 end_s=None if end is None else end / fps,
                 method=method,
                 mark_box=mark_box,
-                reference=_median_of(ys[sl], us[sl], vs[sl], crop).numpy(),
+                # only a filled hole uses it (removal.ALPHA_MAX)
+                reference=_median_of(ys[sl], us[sl], vs[sl], crop).numpy()
+                if bool((alpha_y > ALPHA_MAX).any())
+                else None,
             )
         )
         log.info(

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from gpu.fill import push_pull
 from gpu.lines import line_shift
+from gpu.matting import temporal_median
 
 #: level shift (Y + U + V levels) that seeds a part of the mark, and where a part may grow to
 SHIFT_SEED, SHIFT_GROW = 12.0, 9.0
@@ -33,7 +34,7 @@ def median_planes(planes: list[np.ndarray], shape: tuple[int, int]) -> torch.Ten
     """The temporal median of sampled Y, U, V crops, all at luma resolution: (3, h, w)."""
     out = []
     for plane in planes:
-        median = torch.from_numpy(np.ascontiguousarray(plane)).float().median(0).values
+        median = temporal_median(torch.from_numpy(np.ascontiguousarray(plane)).float())
         if tuple(median.shape) != shape:
             median = F.interpolate(
                 median[None, None], size=shape, mode="bilinear", align_corners=False
