@@ -115,7 +115,11 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
         if home is None:
             found.append(still)
         else:
-            _merge(home, still)  # the damped parts a changing background did not show
+            # the damped parts a changing background did not show; and where the background
+            # turns out still under it, the damping has confirmed the mark
+            _merge(home, still)
+            home.features["still_mark"] = 1.0
+            home.features["damping"] = still.features["damping"]
     segments = _segments(t)
     if len(segments) > 1:
         tracks: list[Detection] = []
