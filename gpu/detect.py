@@ -13,10 +13,14 @@ fingerprints, all measured over time rather than in one frame:
 
 Persistence alone never makes a detection, because a static camera's background is as
 persistent as a mark: a candidate also needs the blend fingerprint against a background
-that changes under it (or, for an opaque mark, around it, near the border). Where the
-background never changes the clip cannot tell a mark from scenery; then only a region
-named by the user (a box or a corner) is removed. Marks that jump between positions
-(Sora-style) are found per time segment and cut into per-position time ranges.
+that changes under it (or, for an opaque mark, around it, near the border), or, where the
+background stands still, the still fingerprint (_still_marks): the picture's
+sample-to-sample noise passes a blend scaled by (1−α) too, so inside a mark it is damped
+against the ring around it, all over its shape, while the ring is not; the picture keeps
+its detail under it; it is not clipped; it lies inside the frame near its border. Such
+marks are flagged `still_mark` (plan.py removes them like a user's box). Marks that jump
+between positions (Sora-style) are found per time segment and cut into per-position time
+ranges.
 """
 
 from __future__ import annotations
