@@ -169,7 +169,7 @@ def plan_marks(
             method = "inpaint"
         a_y, a_u, a_v = est.a_y, est.a_u, est.a_v
         mark_box: Box | None = None
-        if explicit is None and method != "inpaint":
+        if explicit is None:
             mark_box = _tight_box(alpha_y, crop, fmt.width, fmt.height, REPORT_MARGIN)
             # the box reported and worked on: the mark's α support with a margin
             tight = _tight_box(alpha_y, crop, fmt.width, fmt.height, MARGIN)
