@@ -48,6 +48,7 @@ MIN_MOVING_SHARE = 0.2  # share of the mark's pixels whose background must chang
 MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
 NCC_PRESENT = 0.5  # a sample shows a moving mark when its gradient matches the template this well
+MIN_OFFSET = -0.25  # relative offset below which a damped candidate is darker scenery, not a blend
 # still backgrounds: a blend damps the picture's sample-to-sample noise by (1−α)
 STILL_EDGE = 3.0  # weaker persistent edges also outline candidates on a still background
 STILL_RING = 12  # width (full-resolution pixels) of the ring whose noise is the reference
@@ -639,7 +640,10 @@ def _score(f: dict[str, float]) -> float:
     # a global exposure change also shrinks the change of darker scenery: then only an
     # additive offset (the αW of a light mark) tells a blend from a darker object
     real_motion = f["local"] >= MIN_MOVING_SHARE or f["offset"] > 0.15
-    if 0.12 <= f["ratio"] <= 0.8 and f["corr"] > MIN_CORR and real_motion:
+    # and a blend only adds (αW ≥ 0): inside, the picture is not much darker than 1−α
+    # times what its surroundings predict; a window frame or a shadow is
+    additive = f["offset"] > MIN_OFFSET
+    if 0.12 <= f["ratio"] <= 0.8 and f["corr"] > MIN_CORR and real_motion and additive:
         return 1.0 + (0.8 - f["ratio"]) + (f["corr"] - MIN_CORR)
     if f["ratio"] < 0.12 and f["local"] >= MIN_MOVING_SHARE:
         return 1.0 + (0.12 - f["ratio"])
