@@ -131,18 +131,12 @@ def plan_marks(
             alpha_c = _mean_half(alpha_y)
         implausible = _implausible_share(ys[sl, cy, cx], est.alpha_y, est.a_y)
         still = est.confidence < STILL_CONFIDENCE or implausible > MAX_IMPLAUSIBLE
-        if explicit is None and still and not det.features.get("still_mark"):
-            # found without the user by its changes alone: where the background does not
-            # change under it, the clip cannot tell the mark from scenery it overlaps, and
-            # filling both would destroy the scenery; leave it (the user can name the
-            # corner or the box). Marks found by the still-background fingerprints
-            # (detect.py flags them "still_mark") are removed like a user's box.
-            log.info("mark at %s sits on a still background; left alone", det.box.as_list())
-            continue
         if not whole_box and still:
             # the background (nearly) never changes under the mark, so α cannot be measured
             # there, or the inversion would leave the range of real pictures (α or αW is
-            # off): fill the mark's pixels (its structure and its level shift) instead
+            # off): fill the mark's pixels (its structure and its level shift) instead.
+            # A detected mark is filled too, whichever fingerprint found it: its shape
+            # leaves out scenery that runs through or out of its box (gpu/shape.py)
             marked = support
             if explicit is None:
                 # found on a still background: its pixels by the same level shift as in a
