@@ -131,6 +131,15 @@ def plan_marks(
             alpha_c = _mean_half(alpha_y)
         implausible = _implausible_share(ys[sl, cy, cx], est.alpha_y, est.a_y)
         still = est.confidence < STILL_CONFIDENCE or implausible > MAX_IMPLAUSIBLE
+        if explicit is None and still and _touches_edge(det.box, fmt.width, fmt.height):
+            # found without the user on a still background, and running into the frame's
+            # edge: scenery cut by the frame (a picture frame's border, a shadow) looks the
+            # same, and filling it would do more harm than leaving it; the user can name
+            # the corner or the box
+            log.info(
+                "mark at %s touches the frame on a still background; left alone", det.box.as_list()
+            )
+            continue
         if not whole_box and still:
             # the background (nearly) never changes under the mark, so α cannot be measured
             # there, or the inversion would leave the range of real pictures (α or αW is
@@ -220,6 +229,10 @@ def _median_of(ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box) -> Any:
         vs[:, box.y // 2 : (box.y + box.h) // 2, box.x // 2 : (box.x + box.w) // 2],
     ]
     return median_planes(planes, (box.h, box.w))
+
+
+def _touches_edge(box: Box, width: int, height: int) -> bool:
+    return box.x <= 0 or box.y <= 0 or box.x + box.w >= width or box.y + box.h >= height
 
 
 def _box_mask(
