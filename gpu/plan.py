@@ -67,8 +67,11 @@ def plan_marks(
     ys, us, vs = samples.planes()
     fps = fmt.fps or info.fps or 1.0
     whole_box = False
+    explicit_median = None
     if explicit is not None:
-        mask = _box_mask(ys, us, vs, explicit, fmt.width, fmt.height)
+        explicit_crop = expand_box(explicit, MARGIN, fmt.width, fmt.height)
+        explicit_median = _median_of(ys, us, vs, explicit_crop)
+        mask = _box_mask(explicit_median, explicit, explicit_crop)
         whole_box = mask.mean() < EXPLICIT_MIN_MARKED
         if whole_box:
             mask = np.ones((explicit.h, explicit.w), dtype=bool)
@@ -95,6 +98,14 @@ def plan_marks(
             slice(crop.y // 2, (crop.y + crop.h) // 2),
             slice(crop.x // 2, (crop.x + crop.w) // 2),
         )
+        # the temporal median of the crop: the mark's shape, the scenery crossing its box
+        # and the reference for continuing lines through its fill all read it
+        median = (
+            explicit_median
+            if explicit_median is not None
+            else _median_of(ys[sl], us[sl], vs[sl], crop)
+        )
+        median_box = crop
         est = estimate_matte(
             ys[sl, cy, cx],
             us[sl, cyc, cxc],
@@ -119,13 +130,11 @@ def plan_marks(
         if explicit is None:
             # found without the user: α that runs on out of the box or the frame belongs
             # to scenery next to the mark, whose changes the fill predicted badly
-            planes = [ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]]
             scenery = _crossing_scenery(
-                alpha_y > CROSS_ALPHA, planes, det.box, crop, frame=(fmt.width, fmt.height)
+                alpha_y > CROSS_ALPHA, median, det.box, crop, frame=(fmt.width, fmt.height)
             )
             if scenery.any():
-                grown = cv2.dilate(scenery.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-                alpha_y = np.where(grown, 0.0, alpha_y).astype(np.float32)
+                alpha_y = np.where(dilate(scenery, 1), 0.0, alpha_y).astype(np.float32)
             # and faint α apart from the mark's body (a cable crossing the box) is scenery
             alpha_y = np.where(_main_body(alpha_y), alpha_y, 0.0).astype(np.float32)
             alpha_c = _mean_half(alpha_y)
@@ -151,13 +160,11 @@ def plan_marks(
                 # found on a still background: its pixels by the same level shift as in a
                 # user's box, near what the detection found
                 marked = np.zeros_like(support)
-                marked[oy : oy + det.box.h, ox : ox + det.box.w] = _box_mask(
-                    ys[sl], us[sl], vs[sl], det.box, fmt.width, fmt.height
-                )
+                marked[oy : oy + det.box.h, ox : ox + det.box.w] = _box_mask(median, det.box, crop)
                 marked &= dilate(support, 3)
             marked &= ~_crossing_scenery(
                 marked,
-                [ys[sl, cy, cx], us[sl, cyc, cxc], vs[sl, cyc, cxc]],
+                median,
                 det.box,
                 crop,
                 frame=None if explicit is not None else (fmt.width, fmt.height),
@@ -204,9 +211,8 @@ def plan_marks(
                 end_s=None if end is None else end / fps,
                 method=method,
                 mark_box=mark_box,
-                # only a filled hole uses it (removal.ALPHA_MAX)
-                reference=_median_of(ys[sl], us[sl], vs[sl], crop).numpy()
-                if bool((alpha_y > ALPHA_MAX).any())
+                reference=_reference(median, median_box, ys[sl], us[sl], vs[sl], crop)
+                if bool((alpha_y > ALPHA_MAX).any())  # only a filled hole uses it
                 else None,
             )
         )
@@ -235,14 +241,20 @@ def _touches_edge(box: Box, width: int, height: int) -> bool:
     return box.x <= 0 or box.y <= 0 or box.x + box.w >= width or box.y + box.h >= height
 
 
-def _box_mask(
-    ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box, width: int, height: int
+def _reference(
+    median: Any, median_box: Box, ys: np.ndarray, us: np.ndarray, vs: np.ndarray, crop: Box
 ) -> np.ndarray:
-    """The mark's pixels inside its box: its level shift against the picture around it
-    (gpu.shape), with a one-pixel rim for its anti-aliased edge."""
-    crop = expand_box(box, MARGIN, width, height)
+    """The line-fill reference for the final working box: the crop's median when the box
+    was not tightened, else the median of the tightened box itself."""
+    return (median if crop == median_box else _median_of(ys, us, vs, crop)).numpy()
+
+
+def _box_mask(median: Any, box: Box, crop: Box) -> np.ndarray:
+    """The mark's pixels inside its box, from the temporal median of `crop` (the box grown
+    by MARGIN): its level shift against the picture around it (gpu.shape), with a
+    one-pixel rim for its anti-aliased edge."""
     region = _within(box, crop, (crop.h, crop.w))
-    found = mark_shape(_median_of(ys, us, vs, crop), region)
+    found = mark_shape(median, region)
     found = dilate(found, 1) & region
     oy, ox = box.y - crop.y, box.x - crop.x
     return found[oy : oy + box.h, ox : ox + box.w]
@@ -257,22 +269,18 @@ def _implausible_share(ys: np.ndarray, alpha: np.ndarray, a: np.ndarray) -> floa
     return float(((inverted < -12) | (inverted > 267)).mean())
 
 
-def _level_shift(planes: list[np.ndarray], hole: np.ndarray) -> np.ndarray:
-    """Σ over Y, U, V of |temporal median − the hole filled in smoothly from around it|, at
-    luma resolution: where a still mark sits (chroma counts: a blue logo on grey asphalt
-    has the asphalt's luma)."""
-    return level_shift(median_planes(planes, hole.shape), hole, lines=False)
-
-
 def _crossing_scenery(
     marked: np.ndarray,
-    planes: list[np.ndarray],
+    median: Any,
     box: Box,
     crop: Box,
     frame: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Parts of `marked` that are scenery crossing the box's edge: the mark lies inside its
     box, so a structure that goes on outside it (a road line, a roof edge) is the scene's.
+    Outside the box, structure is a level shift of the crop's temporal `median` (Y, U, V
+    summed; chroma counts: a blue logo on grey asphalt has the asphalt's luma) against a
+    smooth fill.
     With `frame` (width, height), a part cut by the frame's edge counts as crossing too
     (a detected mark sits inside the picture; scenery runs out of it). A part is dropped
     only when it is small beside the rest (the mark itself is kept even if something
@@ -283,7 +291,8 @@ def _crossing_scenery(
     band = _within(far, crop, (h, w)) & ~_within(near, crop, (h, w))
     outside = np.zeros((h, w), bool)
     if band.any():
-        outside = (_level_shift(planes, _within(far, crop, (h, w))) > STILL_SHIFT) & band
+        shift = level_shift(median, _within(far, crop, (h, w)), lines=False)
+        outside = (shift > STILL_SHIFT) & band
     if frame is not None:
         cut = np.zeros((h, w), bool)
         cut[:, 0] |= crop.x == 0
@@ -298,13 +307,13 @@ def _crossing_scenery(
     total = int(marked.sum())
     # bridge the narrow gap between the box and the band along each structure's direction:
     # a part counts as crossing when the band's structure lies within reach of its edge pixels
-    reach = cv2.dilate(outside.astype(np.uint8), np.ones((2 * CROSS_NEAR + 3,) * 2, np.uint8))
+    reach = dilate(outside, CROSS_NEAR + 1)
     for label in range(1, count):
         part = (labels == label) & marked
         size = int(part.sum())
         if size == 0 or size > CROSS_MAX_SHARE * total:
             continue
-        if int((part & (reach > 0)).sum()) >= CROSS_MIN_TOUCH:
+        if int((part & reach).sum()) >= CROSS_MIN_TOUCH:
             drop |= part
     return drop
 
