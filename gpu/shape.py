@@ -57,17 +57,12 @@ def level_shift(median: torch.Tensor, hole: np.ndarray, *, lines: bool = True) -
     return np.minimum(smooth, line_shift(median.numpy(), hole)) if lines else smooth
 
 
-def mark_shape(
-    median: torch.Tensor, region: np.ndarray, exclude: np.ndarray | None = None
-) -> np.ndarray:
-    """The mark's pixels inside `region` (h, w) from the temporal median (3, h, w); pixels of
-    `exclude` (scenery known to cross the box) never belong to it."""
+def mark_shape(median: torch.Tensor, region: np.ndarray) -> np.ndarray:
+    """The mark's pixels inside `region` (h, w) from the temporal median (3, h, w)."""
     hole = region.copy()
     shape = np.zeros_like(region)
     for _ in range(ROUNDS):
         shape = _hysteresis(level_shift(median, hole), SHIFT_SEED, SHIFT_GROW) & region
-        if exclude is not None:
-            shape &= ~exclude
         hole = dilate(shape, 2) & region
     return shape
 
