@@ -14,7 +14,7 @@ from gpu.probe import VideoInfo
 from gpu.regions import Box
 from gpu.removal import ALPHA_MAX, Matte
 from gpu.sampling import Samples
-from gpu.shape import dilate, level_shift, mark_shape, median_planes
+from gpu.shape import continued_scenery, dilate, level_shift, mark_shape, median_planes
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,9 @@ def plan_marks(
                 crop,
                 frame=None if explicit is not None else (fmt.width, fmt.height),
             )
+            # and scenery joined to the mark (a picture frame's dark inside next to a logo)
+            # that carries on the colours beside it
+            marked &= ~continued_scenery(marked, median)
             alpha_y = marked.astype(np.float32)
             alpha_c = _half(alpha_y)
             method = "inpaint"

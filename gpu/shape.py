@@ -28,6 +28,9 @@ from gpu.matting import temporal_median
 #: level shift (Y + U + V levels) that seeds a part of the mark, and where a part may grow to
 SHIFT_SEED, SHIFT_GROW = 12.0, 9.0
 ROUNDS = 3
+#: a step into a marked pixel continues the scenery when smaller than this share of the
+#: pixel's level shift (plan.py drops such pixels from a still mark)
+CONTINUE_SHARE = 0.35
 
 
 def median_planes(planes: list[np.ndarray], shape: tuple[int, int]) -> torch.Tensor:
@@ -65,6 +68,47 @@ def mark_shape(median: torch.Tensor, region: np.ndarray) -> np.ndarray:
         shape = _hysteresis(level_shift(median, hole), SHIFT_SEED, SHIFT_GROW) & region
         hole = dilate(shape, 2) & region
     return shape
+
+
+def continued_scenery(marked: np.ndarray, median: torch.Tensor) -> np.ndarray:
+    """The pixels of `marked` (h, w) that carry on the scenery beside them rather than
+    belong to a mark, from the temporal median (3, h, w).
+
+    A still scene's object that runs into the mark (a picture frame's dark inside, a
+    bottle) departs from the smooth fill as much as the mark does, and joins it in one
+    part. What tells it apart is that it continues the colours of the unmarked pixels it
+    touches: a marked pixel is scenery when it is reached from an unmarked one by steps
+    each smaller than CONTINUE_SHARE of its own level shift against the smooth fill, and
+    stays that close to the colour where the path left the unmarked pixels. A mark shifts
+    its pixels away from what is beside it by about its whole level shift, so the walk
+    stops at its edge; and the colour it left from keeps it from drifting into a mark's
+    flat inside.
+    """
+    med = median.numpy()
+    limit = CONTINUE_SHARE * level_shift(median, dilate(marked, 2), lines=False)
+    reached = ~marked
+    origin = med.copy()  # the colour where each reached pixel's path left the unmarked
+    h, w = marked.shape
+    steps = (
+        ((slice(0, h), slice(1, w)), (slice(0, h), slice(0, w - 1))),
+        ((slice(0, h), slice(0, w - 1)), (slice(0, h), slice(1, w))),
+        ((slice(1, h), slice(0, w)), (slice(0, h - 1), slice(0, w))),
+        ((slice(0, h - 1), slice(0, w)), (slice(1, h), slice(0, w))),
+    )
+    for _ in range(h + w):
+        grew = False
+        for to, frm in steps:
+            ok = marked[to] & ~reached[to] & reached[frm]
+            ok &= np.abs(med[:, to[0], to[1]] - med[:, frm[0], frm[1]]).sum(0) < limit[to]
+            ok &= np.abs(med[:, to[0], to[1]] - origin[:, frm[0], frm[1]]).sum(0) < limit[to]
+            if ok.any():
+                grew = True
+                reached[to] |= ok
+                sub = origin[:, to[0], to[1]]
+                sub[:, ok] = origin[:, frm[0], frm[1]][:, ok]
+        if not grew:
+            break
+    return reached & marked
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

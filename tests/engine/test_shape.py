@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from gpu.shape import dilate, level_shift, mark_shape
+from gpu.shape import continued_scenery, dilate, level_shift, mark_shape
 from tests.engine.synth import blend, text_mark, texture
 
 
@@ -60,3 +60,42 @@ def test_a_smooth_fill_alone_takes_the_scenery_for_the_mark() -> None:
     with_lines = level_shift(median, region)
     assert np.median(smooth[bare]) > 12.0
     assert np.median(with_lines[bare]) < np.median(smooth[bare]) / 3
+
+
+def _mark_joined_to_a_dark_object() -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
+    """A still light wall with a dark object (a picture frame's inside) that comes into the
+    box from its left and ends under a semi-transparent light text mark. Returns the
+    median, the box, the mark's visible pixels and the object's pixels."""
+    h, w = 144, 256
+    wall = 200.0 + (texture(h, w, seed=5)[:h, :w] - 128.0) * 0.1
+    dark = np.zeros((h, w), bool)
+    dark[h - 44 : h - 12, : w - 90] = True  # comes in across the box's left edge only
+    scene = np.where(dark, 60.0 + (wall - 200.0), wall).astype(np.float32)
+    stamp = text_mark(h, w, 0.5)
+    visible = stamp.alpha * np.abs(stamp.colour - scene) > 6.0
+    marked = blend(scene[None], stamp)[0].astype(np.float32)
+    median = torch.from_numpy(marked)[None].repeat(3, 1, 1)
+    median[1:] = 128.0
+    region = np.zeros((h, w), bool)
+    region[h - 50 : h - 2, w - 130 : w - 2] = True
+    return median, region, visible, dark
+
+
+def test_scenery_joined_to_the_mark_is_told_apart_by_continuing_its_surroundings() -> None:
+    median, region, mark, dark = _mark_joined_to_a_dark_object()
+    taken = dilate(mark_shape(median, region), 1) & region
+    bare = dark & region & ~dilate(mark, 2)
+    # the dark object departs from the fill as much as the mark and is joined to it
+    assert (taken & bare).sum() > 0.8 * bare.sum()
+    scenery = continued_scenery(taken, median)
+    kept = taken & ~scenery
+    assert (kept & bare).sum() < 0.1 * bare.sum()
+    assert (kept & mark).sum() / mark.sum() > 0.97
+
+
+def test_a_mark_over_a_plain_wall_is_not_taken_for_scenery() -> None:
+    median, region, mark, dark = _mark_joined_to_a_dark_object()
+    median = median.clone()
+    median[0][torch.from_numpy(dark)] += 140.0  # no dark object: the wall all round
+    taken = dilate(mark_shape(median, region), 1) & region
+    assert (continued_scenery(taken, median) & mark).sum() < 0.01 * mark.sum()
