@@ -35,6 +35,7 @@ import torch
 
 from gpu.fill import push_pull
 from gpu.regions import Box
+from gpu.shape import dilate
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +441,7 @@ def _still_region(
     region = seed
     for _ in range(2):
         # the damped parts touching the mark or within a few pixels (a logo's rings, letters)
-        near = cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        near = dilate(region, 3)
         keep = np.unique(labels[near & (labels > 0)])
         region = seed | np.isin(labels, keep)
     band = np.zeros_like(region)
@@ -519,8 +520,7 @@ def _still_features(
     )
     inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
     inside[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = shape
-    ring = cv2.dilate(inside, np.ones((2 * r + 1,) * 2, np.uint8)) > 0
-    ring &= ~(cv2.dilate(inside, np.ones((5, 5), np.uint8)) > 0)
+    ring = dilate(inside, r) & ~dilate(inside, 2)
     core = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
     if core.sum() < 10 or ring.sum() < 10:
         return None
@@ -592,7 +592,7 @@ def _blend_features(
     crop = torch.from_numpy(np.ascontiguousarray(frames[::step, y0:y1, x0:x1]))
     inside = np.zeros((y1 - y0, x1 - x0), bool)
     inside[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = comp
-    hole = cv2.dilate(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    hole = dilate(inside, 2)
     none = {"moving": 0.0, "local": 0.0, "ratio": 1.0, "corr": 0.0, "offset": 0.0}
     if hole.all():
         return none
@@ -695,7 +695,7 @@ def mark_mask_in_box(ys: np.ndarray, box: Box) -> np.ndarray:
             damped.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
         )
         mask |= opened.astype(bool)
-    return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    return dilate(mask, 2)
 
 
 def _split_by_presence(track: Detection, grads: np.ndarray, factor: int) -> list[Detection]:

@@ -9,7 +9,7 @@ import torch
 from gpu.detect import detect_marks
 from gpu.fill import push_pull
 from gpu.matting import estimate_matte
-from gpu.plan import expand_box
+from gpu.plan import _not_invertible, expand_box
 from gpu.regions import Box
 from gpu.removal import Matte, PreparedMatte
 from tests.engine.synth import blend, coverage, panning_frames, psnr, static_frames, text_mark
@@ -125,6 +125,20 @@ def test_mark_that_jumps_between_corners_is_found_per_time_range() -> None:
         share, _area = coverage(det.box.as_list(), stamp.alpha)
         assert share >= 0.98
         assert abs(det.first_sample - lo) <= 2 and abs(det.last_sample - hi) <= 2
+
+
+def test_a_matte_that_would_amplify_the_pictures_changes_is_not_inverted() -> None:
+    """Where α is overestimated, inverting scales the picture's changes up by
+    (1 − α_true) / (1 − α) against those around the mark: such a matte is filled instead."""
+    stamp = text_mark(H, W, 0.3)
+    frames = blend(panning_frames(T), stamp)
+    x, y, w, h = stamp.box
+    crop = expand_box(Box(x, y, w, h), 8, W, H)
+    ys = frames[:, crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+    _out, _sl, est = _remove_with_truth_box(frames, stamp.alpha, stamp.box)
+    assert not _not_invertible(est, ys)
+    est.alpha_y = np.where(est.alpha_y > 0, 0.75, 0.0).astype(np.float32)  # 1−α: 0.25, not 0.7
+    assert _not_invertible(est, ys)
 
 
 def test_push_pull_fills_a_hole_smoothly_from_its_surroundings() -> None:
