@@ -286,7 +286,7 @@ def _not_invertible(est: MatteEstimate, ys: np.ndarray) -> bool:
 
 def _implausible_share(ys: np.ndarray, alpha: np.ndarray, a: np.ndarray) -> float:
     """Share of inverted sample pixels far outside 0..255: a sign that α or αW is wrong."""
-    on = (alpha > 0.05) & (alpha <= 0.85)
+    on = _inverted(alpha)
     if not on.any():
         return 0.0
     inverted = (ys[:, on].astype(np.float32) - a[on]) / (1.0 - alpha[on])
@@ -405,7 +405,7 @@ def _change_gain(ys: np.ndarray, alpha: np.ndarray) -> float:
     """How much more the inverted picture changes over time than the picture around the
     mark (median over the inverted pixels): about 1 when α is right; the inversion
     amplifies the changes by (1−α_true)/(1−α) where α is overestimated."""
-    on = (alpha > 0.05) & (alpha <= ALPHA_MAX)
+    on = _inverted(alpha)
     if not on.any():
         return 1.0
     std = ys.astype(np.float32).std(0)
@@ -413,3 +413,8 @@ def _change_gain(ys: np.ndarray, alpha: np.ndarray) -> float:
     around = push_pull(torch.from_numpy(std)[None, None], known)[0, 0].numpy()
     inverted = std / np.maximum(1.0 - alpha, 1e-3)
     return float(np.median(inverted[on] / np.maximum(around[on], 0.5)))
+
+
+def _inverted(alpha: np.ndarray) -> np.ndarray:
+    """The pixels a matte inverts (the others are left alone or filled)."""
+    return (alpha > 0.05) & (alpha <= ALPHA_MAX)

@@ -82,7 +82,7 @@ def continued_scenery(marked: np.ndarray, median: torch.Tensor) -> np.ndarray:
     stays that close to the colour where the path left the unmarked pixels. A mark shifts
     its pixels away from what is beside it by about its whole level shift, so the walk
     stops at its edge; and the colour it left from keeps it from drifting into a mark's
-    flat inside.
+    flat inside. (A walk is followed for at most h + w rounds of single steps.)
     """
     med = median.numpy()
     limit = CONTINUE_SHARE * level_shift(median, dilate(marked, 2), lines=False)
