@@ -12,6 +12,10 @@ fills, so it is not taken for the mark. The price: a mark pixel that happens to 
 surroundings along some line (a white half-opaque mark over a black pole comes out grey,
 like the wall beside it) is taken for scenery; the one-pixel rim plan.py adds and the
 part's other pixels usually cover it, a lone pixel stays.
+
+Scenery that ends inside the box next to the mark (a picture frame's dark inside, a
+bottle) joins the mark's part; on a still background plan.py drops the pixels of it that
+carry on the colours beside them (`continued_scenery`).
 """
 
 from __future__ import annotations
