@@ -115,8 +115,9 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
     found = [d for d in every if d.score >= 1.0]
     if search is not None and not found and every:
         found = [max(every, key=lambda d: d.features.get("strength", 0.0))]
-    found = _grow(found, [d for d in every if d.score < 1.0], gap=max(4, int(0.04 * min(h, w))))
-    for still in _still_marks(small, grads, factor, ys, search, gap=max(4, int(0.04 * min(h, w)))):
+    gap = max(4, int(0.04 * min(h, w)))  # parts of one logo lie closer than this (pixels)
+    found = _grow(found, [d for d in every if d.score < 1.0], gap=gap)
+    for still in _still_marks(small, grads, factor, ys, search, gap=gap):
         home = next((d for d in found if _overlap(still.box, d.box) > 0.3), None)
         if home is None:
             found.append(still)
@@ -279,7 +280,7 @@ def _candidates(
         comp = _fill_holes(labels[y : y + bh, x : x + bw] == label)
         feats = {
             "strength": float(strength[y : y + bh, x : x + bw][comp].mean()) * float(comp.sum()),
-            "border": min(x / w, y / h, (w - x - bw) / w, (h - y - bh) / h),
+            "border": _border((x, y, bw, bh), h, w),
         }
         feats.update(_blend_features(frames, comp, (x, y, bw, bh)))
         feats["score"] = _score(feats)
@@ -395,7 +396,7 @@ def _still_shapes(
         x, y, bw, bh, area = (int(v) for v in stats[label])
         if area < 24 or bw < 3 or bh < 3 or not _inside_picture((x, y, bw, bh), h, w):
             continue
-        if min(x / w, y / h, (w - x - bw) / w, (h - y - bh) / h) > BORDER_BAND:
+        if _border((x, y, bw, bh), h, w) > BORDER_BAND:
             continue
         if search is not None and not _near(
             Box(x * factor, y * factor, bw * factor, bh * factor), search, 0
@@ -403,6 +404,12 @@ def _still_shapes(
             continue
         shapes.append((_fill_holes(labels[y : y + bh, x : x + bw] == label), (x, y, bw, bh)))
     return shapes
+
+
+def _border(bbox: tuple[int, int, int, int], h: int, w: int) -> float:
+    """How far a box lies from the frame's nearest edge, as a share of the frame's size."""
+    x, y, bw, bh = bbox
+    return min(x / w, y / h, (w - x - bw) / w, (h - y - bh) / h)
 
 
 def _inside_picture(bbox: tuple[int, int, int, int], h: int, w: int) -> bool:
@@ -488,16 +495,9 @@ def _still_region(
         big[: fh - y0 * factor, : fw - x0 * factor] > 0
     )
     mask |= canvas[by0:by1, bx0:bx1]
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
+    tight, mask = _cropped(mask, bx0, by0)
+    if tight is None:
         return None
-    tight = Box(
-        bx0 + int(cols.min()),
-        by0 + int(rows.min()),
-        int(cols.max() - cols.min()) + 1,
-        int(rows.max() - rows.min()) + 1,
-    )
-    mask = mask[tight.y - by0 : tight.y - by0 + tight.h, tight.x - bx0 : tight.x - bx0 + tight.w]
     return Detection(tight, mask, 0, len(full) - 1, feats["score"], dict(feats))
 
 
@@ -552,7 +552,7 @@ def _still_features(
         "clipped": clipped,
         "texture": texture,
         "ring_noise": ref,
-        "border": min(x / w, y / h, (w - x - bw) / w, (h - y - bh) / h),
+        "border": _border(bbox, h, w),
         "still_mark": 1.0,
     }
     ok = (
@@ -659,7 +659,12 @@ def _refine(
     pad = 2 * factor + 2
     x0, y0 = max(0, x * factor - pad), max(0, y * factor - pad)
     x1, y1 = min(w, (x + bw) * factor + pad), min(h, (y + bh) * factor + pad)
-    mask = mark_mask_in_box(full, Box(x0, y0, x1 - x0, y1 - y0))
+    return _cropped(mark_mask_in_box(full, Box(x0, y0, x1 - x0, y1 - y0)), x0, y0)
+
+
+def _cropped(mask: np.ndarray, x0: int, y0: int) -> tuple[Box | None, np.ndarray]:
+    """A mask whose top-left pixel sits at (x0, y0) in the frame, cut to its set pixels:
+    their box in frame pixels and the mask inside it; (None, empty) when none is set."""
     if not mask.any():
         return None, np.zeros((0, 0), bool)
     ys_, xs_ = np.nonzero(mask)
