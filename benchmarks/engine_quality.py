@@ -131,14 +131,9 @@ def run_engine(src: Path, dst: Path, region: str) -> tuple[dict, float, int]:
     return json.loads(out.strip().splitlines()[-1]), wall, peak
 
 
-def run_plain(src: Path, dst: Path, enc: EncoderSettings) -> tuple[float, int]:
-    """The plain re-encode with the engine's settings: (wall seconds, peak RSS bytes)."""
-    wall, peak, _cpu = run_plain_cpu(src, dst, enc)
-    return wall, peak
-
-
-def run_plain_cpu(src: Path, dst: Path, enc: EncoderSettings) -> tuple[float, int, float]:
-    """The plain re-encode: (wall seconds, peak RSS bytes, CPU seconds)."""
+def run_plain(src: Path, dst: Path, enc: EncoderSettings) -> tuple[float, int, float]:
+    """The plain re-encode with the engine's settings: (wall seconds, peak RSS bytes, CPU
+    seconds)."""
     cmd = plain_reencode_command(src, dst, probe_video(src), enc)
     _out, wall, peak, cpu = run_measured(cmd)
     return wall, peak, cpu
@@ -401,7 +396,7 @@ def main() -> int:
                 res["telea"] = score(telea(upload, marks), clean, box)
                 res["oracle"] = score(oracle(upload, marks), clean, box)
             res["input"] = score(upload, clean, box)
-            plain_wall, _pm = run_plain(src, tmp / "plain.mp4", enc)
+            plain_wall, _pm, _pc = run_plain(src, tmp / "plain.mp4", enc)
             res["plain"] = score(decode_rgb(tmp / "plain.mp4", len(clean)), clean, box)
             rows.append(
                 {
@@ -440,7 +435,7 @@ def speed_and_memory(data: Path, tmp: Path, enc: EncoderSettings, quick: bool) -
     runs = []
     for _ in range(SPEED_PAIRS):
         report, wall, mem = run_engine(one, tmp / "s1.mp4", "auto")
-        plain_wall, plain_mem, plain_cpu = run_plain_cpu(one, tmp / "p1.mp4", enc)
+        plain_wall, plain_mem, plain_cpu = run_plain(one, tmp / "p1.mp4", enc)
         runs.append((report, wall, mem, plain_wall, plain_mem, plain_cpu))
     _r4, wall4, mem4 = run_engine(four, tmp / "s4.mp4", "auto")
     ratios = [float(r[0]["timings"]["total_s"]) / r[3] for r in runs]
