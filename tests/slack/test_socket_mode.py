@@ -107,6 +107,13 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket_mode, "RETRY_FIRST_S", 0.01)
 
 
+@pytest.fixture
+def one_second_tries(quick_retries: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quick retries, each try cut after 1 s: a WebSocket that does not open keeps slack_sdk
+    retrying inside one try until the cut."""
+    monkeypatch.setattr(socket_mode, "CONNECT_TRY_S", 1.0)
+
+
 async def wait_for_records(caplog: pytest.LogCaptureFixture, needle: str, count: int) -> None:
     for _ in range(1000):
         if sum(needle in r.getMessage() for r in caplog.records) >= count:
@@ -158,11 +165,8 @@ async def test_socket_mode_keeps_trying_until_slack_answers_then_handles_events(
     slack_settings: Callable[..., Settings],
     fake_slack: FakeSlack,
     caplog: pytest.LogCaptureFixture,
-    quick_retries: None,
-    monkeypatch: pytest.MonkeyPatch,
+    one_second_tries: None,
 ) -> None:
-    # a WebSocket that does not open keeps slack_sdk retrying inside one try until this cuts it
-    monkeypatch.setattr(socket_mode, "CONNECT_TRY_S", 1.0)
     caplog.set_level(logging.INFO)
     fake_slack.fail("apps.connections.open", error="internal_error")
     fake_slack.socket_urls.append(f"ws://127.0.0.1:{free_port()}/socket")  # refuses
@@ -204,10 +208,8 @@ async def test_a_failed_handshake_leaves_no_ticket_or_token_in_any_log_record(
     slack_settings: Callable[..., Settings],
     fake_slack: FakeSlack,
     caplog: pytest.LogCaptureFixture,
-    quick_retries: None,
-    monkeypatch: pytest.MonkeyPatch,
+    one_second_tries: None,
 ) -> None:
-    monkeypatch.setattr(socket_mode, "CONNECT_TRY_S", 1.0)
     caplog.set_level(logging.DEBUG)
     # the fake answers this upgrade with 404: aiohttp's handshake error names the whole URL
     socket_root = fake_slack.root.replace("http://", "ws://")
