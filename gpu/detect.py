@@ -444,19 +444,14 @@ def _still_region(
     damped = cv2.blur((n < level * ref).astype(np.float32), (5, 5)) > 0.5
     seed = np.zeros(damped.shape, bool)
     seed[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = shape
-    _count, labels = cv2.connectedComponents(damped.astype(np.uint8), connectivity=8)
-    region = seed
-    for _ in range(2):
-        # the damped parts touching the mark or within a few pixels (a logo's rings, letters)
-        near = dilate(region, 3)
-        keep = np.unique(labels[near & (labels > 0)])
-        region = seed | np.isin(labels, keep)
-    band = np.zeros_like(region)
-    band[: max(0, STILL_MARGIN - y0)] = True
-    band[:, : max(0, STILL_MARGIN - x0)] = True
-    band[max(0, h - STILL_MARGIN - y0) :] = True
-    band[:, max(0, w - STILL_MARGIN - x0) :] = True
+    region = _grown(seed, damped)
+    band = _frame_band(region.shape, x0, y0, h, w, STILL_MARGIN)
     cut = (region & band).sum() > 0.01 * region.sum()  # runs on out of the picture
+    if cut and ref >= MOTION_STD:
+        # the picture moves around the mark, so what joins it to the frame's edge is a quiet
+        # strip of static scenery there (a dark border): grow it again without that strip
+        region = _grown(seed, damped & ~_frame_band(region.shape, x0, y0, h, w, 3 * STILL_MARGIN))
+        cut = (region & band).sum() > 0.01 * region.sum()
     edge = np.concatenate([region[0], region[-1], region[:, 0], region[:, -1]])
     if region.sum() > seed.sum():
         # the grown mark must itself stand out as damped against its own ring; a quiet area
@@ -499,6 +494,29 @@ def _still_region(
     if tight is None:
         return None
     return Detection(tight, mask, 0, len(full) - 1, feats["score"], dict(feats))
+
+
+def _grown(seed: np.ndarray, damped: np.ndarray) -> np.ndarray:
+    """The seed with the damped parts touching it or within a few pixels (a logo's rings,
+    letters), twice over."""
+    _count, labels = cv2.connectedComponents(damped.astype(np.uint8), connectivity=8)
+    region = seed
+    for _ in range(2):
+        keep = np.unique(labels[dilate(region, 3) & (labels > 0)])
+        region = seed | np.isin(labels, keep)
+    return region
+
+
+def _frame_band(
+    shape: tuple[int, ...], x0: int, y0: int, h: int, w: int, margin: int
+) -> np.ndarray:
+    """The pixels of a crop (top-left at x0, y0 in an h×w frame) within `margin` of the frame's edge."""
+    band = np.zeros(shape, bool)
+    band[: max(0, margin - y0)] = True
+    band[:, : max(0, margin - x0)] = True
+    band[max(0, h - margin - y0) :] = True
+    band[:, max(0, w - margin - x0) :] = True
+    return band
 
 
 def _still_features(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gpu.detect import Detection, detect_marks
-from tests.engine.synth import Stamp, blend, coverage, text_mark, texture
+from gpu.detect import Detection, _still_features, _still_region, detect_marks, noise_map
+from tests.engine.synth import Stamp, blend, coverage, panning_frames, text_mark, texture
 
 H, W, T = 144, 256, 40
 
@@ -116,3 +116,26 @@ def test_a_mark_over_a_flat_object_needs_its_own_damping() -> None:
     assert len(found) == 1
     share, _area = _cover(found[0], stamp)
     assert share >= 0.98
+
+
+def test_a_quiet_strip_at_the_frame_edge_does_not_cut_a_mark_down_to_its_seed() -> None:
+    """A moving picture with a static dark strip along its top: the damped area grown from
+    part of a mark near the top reaches the frame through the strip. The strip is scenery;
+    the mark is grown again without it, instead of being cut back to the part it grew from
+    (what left the top ring of a logo on a handheld clip outside its box)."""
+    frames = panning_frames(T, H, W)
+    frames[:, :4, :] = 60.0
+    alpha = np.zeros((H, W), np.float32)
+    cv2.circle(alpha, (200, 26), 18, 0.8, -1, cv2.LINE_AA)
+    stamp = Stamp(alpha=alpha, colour=235.0, box=(182, 8, 37, 37))
+    ys = blend(frames, stamp)
+    picture = ys.astype(np.float32)
+    noise, mean = noise_map(picture), picture.mean(0)
+    seed_box = (184, 26, 33, 18)  # the disc's lower half
+    shape = alpha[26:44, 184:217] > 0.4
+    feats = _still_features(noise, mean, shape, seed_box, 1)
+    assert feats is not None and feats["score"] >= 1.0
+    found = _still_region(ys, noise, mean, shape, seed_box, 1, feats)
+    assert found is not None
+    share, area = _cover(found, stamp)
+    assert share >= 0.98 and area <= 2.0
