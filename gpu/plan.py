@@ -45,6 +45,8 @@ CROSS_NEAR, CROSS_FAR = 2, 6
 #: a crossing part is dropped only when smaller than this share of the marked pixels
 CROSS_MAX_SHARE = 0.25
 CROSS_MIN_TOUCH = 3
+#: how far (pixels) a crossing structure is followed into the box along itself
+CROSS_BRIDGE = 6
 #: α above which a detected mark's pixels are tested for crossing its box's edge
 CROSS_ALPHA = 0.05
 #: α groups closer than this (pixels) are one mark; groups under this share of the largest
@@ -136,17 +138,21 @@ def plan_marks(
                 # box given: 36.9 dB inverting the rim, 42.3 filling it)
                 alpha_y = np.where(support, 1.0, alpha_y).astype(np.float32)
             alpha_c = _mean_half(alpha_y)
-        if explicit is None:
-            # found without the user: α that runs on out of the box or the frame belongs
-            # to scenery next to the mark, whose changes the fill predicted badly
-            scenery = _crossing_scenery(
-                alpha_y > CROSS_ALPHA, median, det.box, crop, frame=(fmt.width, fmt.height)
-            )
-            if scenery.any():
-                alpha_y = np.where(dilate(scenery, 1), 0.0, alpha_y).astype(np.float32)
-            # and faint α apart from the mark's body (a cable crossing the box) is scenery
-            alpha_y = np.where(_main_body(alpha_y), alpha_y, 0.0).astype(np.float32)
-            alpha_c = _mean_half(alpha_y)
+        # α that runs on out of the box (or, found without the user, the frame) belongs to
+        # scenery next to the mark, whose changes the fill predicted badly
+        scenery = _crossing_scenery(
+            alpha_y > CROSS_ALPHA,
+            median,
+            det.box,
+            crop,
+            frame=None if explicit is not None else (fmt.width, fmt.height),
+            alpha=alpha_y,
+        )
+        cleaned = np.where(dilate(scenery, 1), 0.0, alpha_y)
+        # and faint α apart from the mark's body (a cable crossing the box) is scenery
+        cleaned = np.where(_main_body(cleaned), cleaned, 0.0).astype(np.float32)
+        if explicit is None or not np.array_equal(cleaned, alpha_y):
+            alpha_y, alpha_c = cleaned, _mean_half(cleaned)
         still = _not_invertible(est, ys[sl, cy, cx])
         if explicit is None and still and _touches_edge(det.box, fmt.width, fmt.height):
             # found without the user on a still background, and running into the frame's
@@ -299,6 +305,7 @@ def _crossing_scenery(
     box: Box,
     crop: Box,
     frame: tuple[int, int] | None = None,
+    alpha: np.ndarray | None = None,
 ) -> np.ndarray:
     """Parts of `marked` that are scenery crossing the box's edge: the mark lies inside its
     box, so a structure that goes on outside it (a road line, a roof edge) is the scene's.
@@ -308,15 +315,19 @@ def _crossing_scenery(
     With `frame` (width, height), a part cut by the frame's edge counts as crossing too
     (a detected mark sits inside the picture; scenery runs out of it). A part is dropped
     only when it is small beside the rest (the mark itself is kept even if something
-    outside touches it)."""
+    outside touches it).
+    With the matte's `alpha`, a faint part (mean α under half the mark's) also counts as
+    crossing when the structure reaches it along itself from outside: the matte gives a
+    crossing road line weak α only some pixels inside the box."""
     h, w = marked.shape
     near = expand_box(box, CROSS_NEAR, crop.x + crop.w, crop.y + crop.h)
     far = expand_box(box, CROSS_FAR, crop.x + crop.w, crop.y + crop.h)
     band = _within(far, crop, (h, w)) & ~_within(near, crop, (h, w))
     outside = np.zeros((h, w), bool)
+    structure = np.zeros((h, w), bool)
     if band.any():
-        shift = level_shift(median, _within(far, crop, (h, w)), lines=False)
-        outside = (shift > STILL_SHIFT) & band
+        structure = level_shift(median, _within(far, crop, (h, w)), lines=False) > STILL_SHIFT
+        outside = structure & band
     if frame is not None:
         cut = np.zeros((h, w), bool)
         cut[:, 0] |= crop.x == 0
@@ -332,12 +343,25 @@ def _crossing_scenery(
     # bridge the narrow gap between the box and the band along each structure's direction:
     # a part counts as crossing when the band's structure lies within reach of its edge pixels
     reach = dilate(outside, CROSS_NEAR + 1)
+    along = outside
+    faint = 0.0
+    if alpha is not None:
+        # follow the structure into the box over unmarked pixels (through marked ones it
+        # would go on through the mark's own level shift)
+        for _ in range(CROSS_BRIDGE):
+            along = along | (dilate(along, 1) & structure & ~marked)
+        along = dilate(along, 1)
+        faint = 0.5 * float(alpha[marked].mean())
     for label in range(1, count):
         part = (labels == label) & marked
         size = int(part.sum())
         if size == 0 or size > CROSS_MAX_SHARE * total:
             continue
-        if int((part & reach).sum()) >= CROSS_MIN_TOUCH:
+        if int((part & reach).sum()) >= CROSS_MIN_TOUCH or (
+            alpha is not None
+            and int((part & along).sum()) >= CROSS_MIN_TOUCH
+            and float(alpha[part].mean()) < faint
+        ):
             drop |= part
     return drop
 
