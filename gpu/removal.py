@@ -80,8 +80,12 @@ class PreparedMatte:
         al = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32)).to(self.device)
         av = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
         opaque = (al > ALPHA_MAX).float()[None, None]
-        # grow the hole by one pixel: anti-aliased rims next to opaque cores invert badly
-        hole = (F.max_pool2d(opaque, 3, stride=1, padding=1) > 0).float()
+        # grow the hole by one pixel over the mark's rim: anti-aliased rims next to opaque
+        # cores invert badly (a mark filled whole has no rim left outside its hole)
+        rim = (al > 0.004).float()[None, None]
+        hole = torch.maximum(
+            opaque, (F.max_pool2d(opaque, 3, stride=1, padding=1) > 0).float() * rim
+        )
         seam = F.avg_pool2d(F.pad(hole, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         seam = torch.maximum(seam, hole)
         safe = torch.where(hole[0, 0] > 0, torch.zeros_like(al), al).clamp(0, ALPHA_MAX)

@@ -115,6 +115,33 @@ def test_pixels_the_mark_never_touches_pass_through_unchanged() -> None:
     assert np.array_equal(out[:, far], frames[:, sl[0], sl[1]][:, far])
 
 
+def test_a_mark_filled_whole_is_not_grown_into_the_picture_around_it() -> None:
+    """A matte filled whole (α = 1 on the mark's shape with its rim, as a still mark's is)
+    has no anti-aliased rim left outside it: the hole is that shape, not a pixel more, so
+    the pixels next to it are the fill's known surroundings and come back unchanged."""
+    frames = np.clip(panning_frames(4), 0, 255).astype(np.uint8)[:, :40, :48]
+    alpha = np.zeros((40, 48), np.float32)
+    alpha[14:26, 16:32] = 1.0
+    matte = Matte(
+        box=Box(0, 0, 48, 40),
+        alpha_y=alpha,
+        a_y=np.zeros_like(alpha),
+        alpha_c=np.zeros((20, 24), np.float32),
+        a_u=np.zeros((20, 24), np.float32),
+        a_v=np.zeros((20, 24), np.float32),
+        opacity=1.0,
+        method="inpaint",
+    )
+    out = frames.copy()
+    uv = np.full((4, 20, 24), 128, np.uint8)
+    PreparedMatte(matte, torch.device("cpu"), (0.0, 255.0)).apply([out, uv.copy(), uv.copy()])
+    ring = np.zeros((40, 48), bool)
+    ring[13:27, 15:33] = True
+    ring[14:26, 16:32] = False  # the pixels just outside the shape
+    assert np.array_equal(out[:, ring], frames[:, ring])
+    assert not np.array_equal(out[:, 14:26, 16:32], frames[:, 14:26, 16:32])
+
+
 def test_mark_that_jumps_between_corners_is_found_per_time_range() -> None:
     clean = panning_frames(64)
     first, second = text_mark(H, W, 0.8, "top-left"), text_mark(H, W, 0.8, "bottom-right")
