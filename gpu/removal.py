@@ -82,9 +82,9 @@ class PreparedMatte:
         opaque = (al > ALPHA_MAX).float()[None, None]
         # grow the hole by one pixel over the mark's rim: anti-aliased rims next to opaque
         # cores invert badly (a mark filled whole has no rim left outside its hole)
-        rim = (al > 0.004).float()[None, None]
+        marked = al > 0.004
         hole = torch.maximum(
-            opaque, (F.max_pool2d(opaque, 3, stride=1, padding=1) > 0).float() * rim
+            opaque, (F.max_pool2d(opaque, 3, stride=1, padding=1) > 0).float() * marked
         )
         seam = F.avg_pool2d(F.pad(hole, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         seam = torch.maximum(seam, hole)
@@ -117,7 +117,7 @@ class PreparedMatte:
             "seam": seam[0][..., window[0], window[1]],
             "window": window,
             "any_hole": torch.tensor(bool(hole.any())),
-            "touch": (al > 0.004)[None] | (seam[0] > 0),
+            "touch": marked[None] | (seam[0] > 0),
         }
 
     def apply(self, crops: list[np.ndarray]) -> None:
