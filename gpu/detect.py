@@ -35,7 +35,7 @@ import torch
 
 from gpu.fill import push_pull
 from gpu.regions import Box
-from gpu.shape import dilate
+from gpu.shape import dilate, frame_band
 
 log = logging.getLogger(__name__)
 
@@ -444,14 +444,13 @@ def _still_region(
     damped = cv2.blur((n < level * ref).astype(np.float32), (5, 5)) > 0.5
     seed = np.zeros(damped.shape, bool)
     seed[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw] = shape
+    band = frame_band(damped.shape, x0, y0, h, w, STILL_MARGIN)
     region = _grown(seed, damped)
-    band = _frame_band(region.shape, x0, y0, h, w, STILL_MARGIN)
-    cut = (region & band).sum() > 0.01 * region.sum()  # runs on out of the picture
-    if cut and ref >= MOTION_STD:
+    if ref >= MOTION_STD and _runs_out(region, band):
         # the picture moves around the mark, so what joins it to the frame's edge is a quiet
         # strip of static scenery there (a dark border): grow it again without that strip
-        region = _grown(seed, damped & ~_frame_band(region.shape, x0, y0, h, w, 3 * STILL_MARGIN))
-        cut = (region & band).sum() > 0.01 * region.sum()
+        region = _grown(seed, damped & ~frame_band(damped.shape, x0, y0, h, w, 3 * STILL_MARGIN))
+    cut = _runs_out(region, band)
     edge = np.concatenate([region[0], region[-1], region[:, 0], region[:, -1]])
     if region.sum() > seed.sum():
         # the grown mark must itself stand out as damped against its own ring; a quiet area
@@ -507,16 +506,9 @@ def _grown(seed: np.ndarray, damped: np.ndarray) -> np.ndarray:
     return region
 
 
-def _frame_band(
-    shape: tuple[int, ...], x0: int, y0: int, h: int, w: int, margin: int
-) -> np.ndarray:
-    """The pixels of a crop (top-left at x0, y0 in an h×w frame) within `margin` of the frame's edge."""
-    band = np.zeros(shape, bool)
-    band[: max(0, margin - y0)] = True
-    band[:, : max(0, margin - x0)] = True
-    band[max(0, h - margin - y0) :] = True
-    band[:, max(0, w - margin - x0) :] = True
-    return band
+def _runs_out(region: np.ndarray, band: np.ndarray) -> bool:
+    """Whether a grown region runs on out of the picture: more than 1 % of it in `band`."""
+    return bool((region & band).sum() > 0.01 * region.sum())
 
 
 def _still_features(

@@ -16,7 +16,14 @@ from gpu.probe import VideoInfo
 from gpu.regions import Box
 from gpu.removal import ALPHA_MAX, Matte
 from gpu.sampling import Samples
-from gpu.shape import continued_scenery, dilate, level_shift, mark_shape, median_planes
+from gpu.shape import (
+    continued_scenery,
+    dilate,
+    frame_band,
+    level_shift,
+    mark_shape,
+    median_planes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -329,12 +336,7 @@ def _crossing_scenery(
         structure = level_shift(median, _within(far, crop, (h, w)), lines=False) > STILL_SHIFT
         outside = structure & band
     if frame is not None:
-        cut = np.zeros((h, w), bool)
-        cut[:, 0] |= crop.x == 0
-        cut[0, :] |= crop.y == 0
-        cut[:, -1] |= crop.x + crop.w >= frame[0]
-        cut[-1, :] |= crop.y + crop.h >= frame[1]
-        outside |= cut & marked
+        outside |= frame_band((h, w), crop.x, crop.y, frame[1], frame[0], 1) & marked
     if not outside.any():
         return np.zeros((h, w), bool)
     count, labels = cv2.connectedComponents((marked | outside).astype(np.uint8), connectivity=8)

@@ -115,6 +115,16 @@ def continued_scenery(marked: np.ndarray, median: torch.Tensor) -> np.ndarray:
     return reached & marked
 
 
+def frame_band(shape: tuple[int, ...], x0: int, y0: int, h: int, w: int, margin: int) -> np.ndarray:
+    """The pixels of a crop (top-left at x0, y0 in an h×w frame) within `margin` of the frame's edge."""
+    band = np.zeros(shape, bool)
+    band[: max(0, margin - y0)] = True
+    band[:, : max(0, margin - x0)] = True
+    band[max(0, h - margin - y0) :] = True
+    band[:, max(0, w - margin - x0) :] = True
+    return band
+
+
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """`mask` grown by `radius` pixels (a square)."""
     size = 2 * radius + 1
