@@ -64,7 +64,13 @@ def _strided_samples(
     stride = 1  # keep every stride-th frame, so memory stays bounded however many there are
     args = ("-skip_frame", skip)
     out_args = ("-fps_mode", "passthrough")
-    with FrameReader(path, input_args=args, output_args=out_args) as reader:
+    # the decoder passes on only every step-th of the frames it decodes, chosen so that at
+    # least `cap` would reach us were none skipped: piping frames that are dropped here
+    # costs about as much as decoding the ones that are skipped
+    step = max(1, max(info.frames, 1) // (2 * cap)) if skip == "noref" else 1
+    with FrameReader(
+        path, input_args=args, output_args=out_args, video_filter=_every(step)
+    ) as reader:
         fmt = reader.format
         # frames are read straight into a free slot (thinning out frees slots, moves nothing);
         # the frames passed over never reach this process
@@ -94,10 +100,10 @@ def _strided_samples(
 
 def _decoded_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) -> Samples:
     """Evenly spaced frames from a full decode (select filter), at most `cap` of them."""
-    expected = max(info.frames, 1)
-    step = max(1, math.ceil(expected / cap))
-    select = f"select='not(mod(n\\,{step}))'" if step > 1 else None
-    with FrameReader(path, video_filter=select, output_args=("-fps_mode", "passthrough")) as reader:
+    step = max(1, math.ceil(max(info.frames, 1) / cap))
+    with FrameReader(
+        path, video_filter=_every(step), output_args=("-fps_mode", "passthrough")
+    ) as reader:
         fmt = reader.format
         kept = np.empty((2 * cap + _CHECK_EVERY, fmt.frame_bytes), dtype=np.uint8)
         n = 0
@@ -113,3 +119,8 @@ def _decoded_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) ->
         pick = np.linspace(0, n - 1, cap).round().astype(int)
         return Samples(frames=kept[pick], indices=pick * step, fmt=fmt)
     return Samples(frames=kept[:n].copy(), indices=np.arange(n) * step, fmt=fmt)
+
+
+def _every(step: int) -> str | None:
+    """The ffmpeg filter that passes on every step-th decoded frame (None: all of them)."""
+    return f"select='not(mod(n\\,{step}))'" if step > 1 else None
