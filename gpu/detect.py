@@ -49,6 +49,7 @@ MIN_MOVING_SHARE = 0.2  # share of the mark's pixels whose background must chang
 MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
 NCC_PRESENT = 0.5  # a sample shows a moving mark when its gradient matches the template this well
+RELAY_MATCH = 0.65  # a moving mark's shape matches its edges at another place this well
 MIN_OFFSET = -0.25  # relative offset below which a damped candidate is darker scenery, not a blend
 # still backgrounds: a blend damps the picture's sample-to-sample noise by (1−α)
 STILL_EDGE = 3.0  # weaker persistent edges also outline candidates on a still background
@@ -134,14 +135,102 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
             for det in _candidates(small[lo:hi], grads[lo:hi], (lo, hi), search, factor, ys[lo:hi]):
                 if det.score < 1.0 or any(_overlap(det.box, d.box) > 0.3 for d in found):
                     continue
-                same = next((tr for tr in tracks if _overlap(tr.box, det.box) > 0.5), None)
-                if same is None:
-                    tracks.append(det)
-                else:
-                    _merge(same, det)
+                _add_to_tracks(tracks, det)
+        tracks = _join_parts(tracks, gap)
         runs = [run for track in tracks for run in _split_by_presence(track, grads, factor)]
-        found.extend(_relay(runs, t))
+        relayed = _relay(runs, t)
+        if not relayed:
+            # a mark that jumps looks the same at each of its places: where the picture
+            # under one of them hardly changed, its shape still shows where it went. Each
+            # track with the copies of its shape must hand over on its own
+            for track in tracks:
+                family = [track]
+                for det in _moved_copies(track, small, segments, factor, ys):
+                    if not any(_overlap(det.box, d.box) > 0.3 for d in found):
+                        _add_to_tracks(family, det)
+                if len(family) > 1:
+                    relayed += _relay(
+                        [run for tr in family for run in _split_by_presence(tr, grads, factor)], t
+                    )
+        found.extend(relayed)
     return found
+
+
+def _add_to_tracks(tracks: list[Detection], det: Detection) -> None:
+    same = next((tr for tr in tracks if _overlap(tr.box, det.box) > 0.5), None)
+    if same is None:
+        tracks.append(det)
+    else:
+        _merge(same, det)
+
+
+def _join_parts(tracks: list[Detection], gap: int) -> list[Detection]:
+    """Tracks next to each other at the same time are parts of one logo: one track."""
+    joined: list[Detection] = []
+    for track in sorted(tracks, key=lambda d: -d.box.area):
+        home = next(
+            (
+                j
+                for j in joined
+                if _near(j.box, track.box, gap)
+                and track.first_sample <= j.last_sample
+                and j.first_sample <= track.last_sample
+            ),
+            None,
+        )
+        if home is None:
+            joined.append(track)
+        else:
+            _merge(home, track)
+    return joined
+
+
+def _moved_copies(
+    track: Detection,
+    small: np.ndarray,
+    segments: list[tuple[int, int]],
+    factor: int,
+    full: np.ndarray,
+) -> list[Detection]:
+    """Where the track's shape shows at another place in time segments it has left: the
+    persistent edges of each segment's mean matched against those of the track's own
+    samples (normalised cross-correlation ≥ RELAY_MATCH, and < NCC_PRESENT at home)."""
+    b = track.box
+    h, w = small.shape[1:]
+    x0, y0 = b.x // factor, b.y // factor
+    x1, y1 = min((b.x + b.w) // factor + 1, w), min((b.y + b.h) // factor + 1, h)
+    own = gradient_magnitude(small[track.first_sample : track.last_sample + 1].mean(0))
+    template = own[y0:y1, x0:x1]
+    if min(template.shape) < 4 or float(template.std()) < 1e-3:
+        return []
+    copies: list[Detection] = []
+    for lo, hi in segments:
+        if hi > track.first_sample and lo <= track.last_sample:
+            continue
+        scores = cv2.matchTemplate(
+            gradient_magnitude(small[lo:hi].mean(0)), template, cv2.TM_CCOEFF_NORMED
+        )
+        if scores[y0, x0] >= NCC_PRESENT:
+            continue  # still at home: scenery that repeats, not a mark that moved
+        scores[max(0, y0 - (y1 - y0)) : y1, max(0, x0 - (x1 - x0)) : x1] = -1.0
+        _lo, best, _at, (mx, my) = cv2.minMaxLoc(scores)
+        if best < RELAY_MATCH:
+            continue
+        box, mask = _refine(full[lo:hi], (mx, my, x1 - x0, y1 - y0), factor)
+        if box is None:
+            continue
+        log.debug("moved copy of %s at %s in samples %d-%d (%.2f)", b, box, lo, hi - 1, best)
+        copies.append(
+            Detection(
+                box=box,
+                mask=mask,
+                first_sample=lo,
+                last_sample=hi - 1,
+                score=track.score,
+                features=dict(track.features, relay_match=best),
+            )
+        )
+    return copies
 
 
 def _relay(runs: list[Detection], total: int) -> list[Detection]:

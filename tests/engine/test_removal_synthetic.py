@@ -154,6 +154,22 @@ def test_mark_that_jumps_between_corners_is_found_per_time_range() -> None:
         assert abs(det.first_sample - lo) <= 2 and abs(det.last_sample - hi) <= 2
 
 
+def test_a_jumping_mark_is_followed_to_a_place_where_the_picture_stands_still() -> None:
+    """At its second place nothing moves under the mark, so the blend fingerprint is silent
+    there; its shape, the same as at its first place, shows where it went."""
+    clean = panning_frames(64)
+    still = clean[32].copy()
+    clean[32:, H // 2 :, W // 2 :] = still[H // 2 :, W // 2 :]  # a parked car, say
+    first, second = text_mark(H, W, 0.6, "top-left"), text_mark(H, W, 0.6, "bottom-right")
+    frames = np.concatenate([blend(clean[:32], first), blend(clean[32:], second)])
+    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
+    assert len(found) == 2
+    for det, stamp, (lo, hi) in zip(found, (first, second), ((0, 31), (32, 63)), strict=True):
+        share, area = coverage(det.box.as_list(), stamp.alpha)
+        assert share >= 0.98 and area <= 2.0
+        assert abs(det.first_sample - lo) <= 2 and abs(det.last_sample - hi) <= 2
+
+
 def test_a_matte_that_would_amplify_the_pictures_changes_is_not_inverted() -> None:
     """Where α is overestimated, inverting scales the picture's changes up by
     (1 − α_true) / (1 − α) against those around the mark: such a matte is filled instead."""
