@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -130,30 +131,70 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
             home.features["damping"] = still.features["damping"]
     segments = _segments(t)
     if len(segments) > 1:
-        tracks: list[Detection] = []
-        for lo, hi in segments:
-            for det in _candidates(small[lo:hi], grads[lo:hi], (lo, hi), search, factor, ys[lo:hi]):
-                if det.score < 1.0 or any(_overlap(det.box, d.box) > 0.3 for d in found):
-                    continue
-                _add_to_tracks(tracks, det)
-        tracks = _join_parts(tracks, gap)
-        runs = [run for track in tracks for run in _split_by_presence(track, grads, factor)]
-        relayed = _relay(runs, t)
-        if not relayed:
-            # a mark that jumps looks the same at each of its places: where the picture
-            # under one of them hardly changed, its shape still shows where it went. Each
-            # track with the copies of its shape must hand over on its own
-            for track in tracks:
-                family = [track]
-                for det in _moved_copies(track, small, segments, factor, ys):
-                    if not any(_overlap(det.box, d.box) > 0.3 for d in found):
-                        _add_to_tracks(family, det)
-                if len(family) > 1:
-                    relayed += _relay(
-                        [run for tr in family for run in _split_by_presence(tr, grads, factor)], t
-                    )
-        found.extend(relayed)
+        tracks = _segment_tracks(small, grads, ys, segments, search, factor, found, gap)
+        found.extend(_moving_marks(tracks, small, grads, ys, segments, factor, found))
     return found
+
+
+def _segment_tracks(
+    small: np.ndarray,
+    grads: np.ndarray,
+    full: np.ndarray,
+    segments: list[tuple[int, int]],
+    search: Box | None,
+    factor: int,
+    found: list[Detection],
+    gap: int,
+) -> list[Detection]:
+    """Marks found in time segments away from the `found` ones, joined into tracks; a
+    segment's candidate on a found mark that is part of it grows it (a part that shows
+    only while the picture moves under it, its background standing still otherwise)."""
+    tracks: list[Detection] = []
+    for lo, hi in segments:
+        for det in _candidates(
+            small[lo:hi], grads[lo:hi], (lo, hi), search, factor, full[lo:hi], near=found
+        ):
+            home = next((d for d in found if _overlap(det.box, d.box) > 0.3), None)
+            if home is None:
+                if det.score >= 1.0:
+                    _add_to_tracks(tracks, det)
+            elif (
+                det.score < 1.0
+                and _could_be_part(det)
+                and _joined_area(home, det) <= 2 * home.box.area
+            ):
+                _merge(home, det)
+    return _join_parts(tracks, gap)
+
+
+def _moving_marks(
+    tracks: list[Detection],
+    small: np.ndarray,
+    grads: np.ndarray,
+    full: np.ndarray,
+    segments: list[tuple[int, int]],
+    factor: int,
+    found: list[Detection],
+) -> list[Detection]:
+    """The runs of the tracks that hand over to one another (a mark that jumps)."""
+    t = small.shape[0]
+    runs = [run for track in tracks for run in _split_by_presence(track, grads, factor)]
+    relayed = _relay(runs, t)
+    if relayed:
+        return relayed
+    # a mark that jumps looks the same at each of its places: where the picture under one
+    # of them hardly changed, its shape still shows where it went. Each track with the
+    # copies of its shape must hand over on its own
+    for track in tracks:
+        family = [track]
+        for det in _moved_copies(track, small, segments, factor, full):
+            if not any(_overlap(det.box, d.box) > 0.3 for d in found):
+                _add_to_tracks(family, det)
+        if len(family) > 1:
+            relayed += _relay(
+                [run for tr in family for run in _split_by_presence(tr, grads, factor)], t
+            )
+    return relayed
 
 
 def _add_to_tracks(tracks: list[Detection], det: Detection) -> None:
@@ -268,11 +309,7 @@ def _normalise_gain(frames: np.ndarray) -> np.ndarray:
 def _grow(marks: list[Detection], others: list[Detection], gap: int) -> list[Detection]:
     """Join parts of one logo: persistent pieces next to a mark whose background never
     contradicted a blend (static under it, or changes shrunk) join it, and touching marks merge."""
-    pending = [
-        o
-        for o in others
-        if o.features.get("moving", 0.0) < MIN_MOVING_SHARE or o.features.get("ratio", 1.0) <= 0.9
-    ]
+    pending = [o for o in others if _could_be_part(o)]
     merged: list[Detection] = []
     for mark in sorted(marks, key=lambda d: -d.box.area):
         home = next((m for m in merged if _near(m.box, mark.box, gap)), None)
@@ -290,6 +327,19 @@ def _grow(marks: list[Detection], others: list[Detection], gap: int) -> list[Det
                 pending.remove(other)
                 changed = True
     return merged
+
+
+def _could_be_part(d: Detection) -> bool:
+    """Whether a candidate's background never contradicted a blend: static under it, or
+    its changes shrunk."""
+    return d.features.get("moving", 0.0) < MIN_MOVING_SHARE or d.features.get("ratio", 1.0) <= 0.9
+
+
+def _joined_area(a: Detection, b: Detection) -> int:
+    x0, y0 = min(a.box.x, b.box.x), min(a.box.y, b.box.y)
+    x1 = max(a.box.x + a.box.w, b.box.x + b.box.w)
+    y1 = max(a.box.y + a.box.h, b.box.y + b.box.h)
+    return (x1 - x0) * (y1 - y0)
 
 
 def _near(a: Box, b: Box, gap: int) -> bool:
@@ -345,6 +395,7 @@ def _candidates(
     *,
     exclude: np.ndarray | None = None,
     keep_all: bool = False,
+    near: Sequence[Detection] = (),
 ) -> list[Detection]:
     """Mark candidates in one time span with their blend features (all, or only accepted ones)."""
     t, h, w = frames.shape
@@ -378,7 +429,14 @@ def _candidates(
             (x * factor, y * factor, bw * factor, bh * factor),
             {k_: round(v, 2) for k_, v in feats.items()},
         )
-        if feats["score"] < 1.0 and not keep_all:
+        if (
+            feats["score"] < 1.0
+            and not keep_all
+            and not any(
+                _overlap(Box(x * factor, y * factor, bw * factor, bh * factor), d.box) > 0.3
+                for d in near
+            )
+        ):
             continue
         box, mask = _refine(full, (x, y, bw, bh), factor)
         if box is None:
