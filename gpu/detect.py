@@ -20,7 +20,8 @@ against the ring around it, all over its shape, while the ring is not; the pictu
 its detail under it; it is not clipped; it lies inside the frame near its border. Such
 marks are flagged `still_mark` (plan.py removes them like a user's box). Marks that jump
 between positions (Sora-style) are found per time segment and cut into per-position time
-ranges.
+ranges; where the picture under one of the positions hardly changes, the mark's shape,
+the same at every position, shows where it went (_moved_copies).
 """
 
 from __future__ import annotations
