@@ -139,7 +139,7 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
     segments = _segments(t)
     if len(segments) > 1:
         tracks = _segment_tracks(small, grads, ys, segments, search, factor, found, gap)
-        found.extend(_moving_marks(tracks, small, grads, ys, segments, factor, found))
+        found.extend(_moving_marks(tracks, small, grads, ys, segments, factor, found, gap))
     return found
 
 
@@ -182,13 +182,14 @@ def _moving_marks(
     segments: list[tuple[int, int]],
     factor: int,
     found: list[Detection],
+    gap: int,
 ) -> list[Detection]:
     """The runs of the tracks that hand over to one another (a mark that jumps)."""
     t = small.shape[0]
     runs = [run for track in tracks for run in _split_by_presence(track, grads, factor)]
     relayed = _relay(runs, t)
     if relayed:
-        return relayed
+        return _grow_runs(relayed, small, grads, full, factor, gap)
     # a mark that jumps looks the same at each of its places: where the picture under one
     # of them hardly changed, its shape still shows where it went. Each track with the
     # copies of its shape must hand over on its own
@@ -201,7 +202,34 @@ def _moving_marks(
             relayed += _relay(
                 [run for tr in family for run in _split_by_presence(tr, grads, factor)], t
             )
-    return relayed
+    return _grow_runs(relayed, small, grads, full, factor, gap)
+
+
+def _grow_runs(
+    runs: list[Detection],
+    small: np.ndarray,
+    grads: np.ndarray,
+    full: np.ndarray,
+    factor: int,
+    gap: int,
+) -> list[Detection]:
+    """Each run of a moving mark with the parts of it next to it in its own samples (as
+    _grow does for a mark over the whole clip), up to twice its box."""
+    for run in runs:
+        lo, hi = run.first_sample, run.last_sample + 1
+        limit = 2 * run.box.area
+        others = _candidates(
+            small[lo:hi], grads[lo:hi], (lo, hi), None, factor, full[lo:hi], keep_all=True
+        )
+        for other in sorted(others, key=lambda d: d.box.area):
+            if (
+                other.score < 1.0
+                and _could_be_part(other)
+                and _near(run.box, other.box, gap)
+                and _joined_area(run, other) <= limit
+            ):
+                _merge(run, other)
+    return runs
 
 
 def _add_to_tracks(tracks: list[Detection], det: Detection) -> None:
