@@ -142,32 +142,31 @@ def test_a_mark_filled_whole_is_not_grown_into_the_picture_around_it() -> None:
     assert not np.array_equal(out[:, 14:26, 16:32], frames[:, 14:26, 16:32])
 
 
-def test_mark_that_jumps_between_corners_is_found_per_time_range() -> None:
-    clean = panning_frames(64)
-    first, second = text_mark(H, W, 0.8, "top-left"), text_mark(H, W, 0.8, "bottom-right")
-    frames = np.concatenate([blend(clean[:32], first), blend(clean[32:], second)])
+def _assert_found_at_each_place(clean: np.ndarray, opacity: float) -> None:
+    """A mark at the top left for the first half of `clean`, the bottom right after: each
+    place found over its own time range."""
+    half = len(clean) // 2
+    first, second = text_mark(H, W, opacity, "top-left"), text_mark(H, W, opacity, "bottom-right")
+    frames = np.concatenate([blend(clean[:half], first), blend(clean[half:], second)])
     found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
     assert len(found) == 2
-    for det, stamp, (lo, hi) in zip(found, (first, second), ((0, 31), (32, 63)), strict=True):
-        share, _area = coverage(det.box.as_list(), stamp.alpha)
-        assert share >= 0.98
+    spans = ((0, half - 1), (half, len(clean) - 1))
+    for det, stamp, (lo, hi) in zip(found, (first, second), spans, strict=True):
+        share, area = coverage(det.box.as_list(), stamp.alpha)
+        assert share >= 0.98 and area <= 2.0
         assert abs(det.first_sample - lo) <= 2 and abs(det.last_sample - hi) <= 2
+
+
+def test_mark_that_jumps_between_corners_is_found_per_time_range() -> None:
+    _assert_found_at_each_place(panning_frames(64), 0.8)
 
 
 def test_a_jumping_mark_is_followed_to_a_place_where_the_picture_stands_still() -> None:
     """At its second place nothing moves under the mark, so the blend fingerprint is silent
     there; its shape, the same as at its first place, shows where it went."""
     clean = panning_frames(64)
-    still = clean[32].copy()
-    clean[32:, H // 2 :, W // 2 :] = still[H // 2 :, W // 2 :]  # a parked car, say
-    first, second = text_mark(H, W, 0.6, "top-left"), text_mark(H, W, 0.6, "bottom-right")
-    frames = np.concatenate([blend(clean[:32], first), blend(clean[32:], second)])
-    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
-    assert len(found) == 2
-    for det, stamp, (lo, hi) in zip(found, (first, second), ((0, 31), (32, 63)), strict=True):
-        share, area = coverage(det.box.as_list(), stamp.alpha)
-        assert share >= 0.98 and area <= 2.0
-        assert abs(det.first_sample - lo) <= 2 and abs(det.last_sample - hi) <= 2
+    clean[32:, H // 2 :, W // 2 :] = clean[32, H // 2 :, W // 2 :]  # a parked car, say
+    _assert_found_at_each_place(clean, 0.6)
 
 
 def test_a_matte_that_would_amplify_the_pictures_changes_is_not_inverted() -> None:
