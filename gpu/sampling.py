@@ -64,9 +64,9 @@ def _strided_samples(
     stride = 1  # keep every stride-th frame, so memory stays bounded however many there are
     args = ("-skip_frame", skip)
     out_args = ("-fps_mode", "passthrough")
-    # the decoder passes on only every step-th of the frames it decodes, chosen so that at
-    # least `cap` would reach us were none skipped: piping frames that are dropped here
-    # costs about as much as decoding the ones that are skipped
+    # the decoder passes on only every step-th of the frames it decodes (about 2×cap reach
+    # us when none is skipped): piping frames only to drop them here costs about as much
+    # as decoding the ones that are skipped. Too few left: None, and the full decode runs
     step = max(1, max(info.frames, 1) // (2 * cap)) if skip == "noref" else 1
     with FrameReader(
         path, input_args=args, output_args=out_args, video_filter=_every(step)
