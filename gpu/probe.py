@@ -95,7 +95,9 @@ def parse_banner(text: str) -> VideoInfo:
         elif kind == "Audio":
             audio_codecs.append(rest.split()[0].strip(","))
     if video is None:
-        raise NotAVideo("the file has no video picture in it (audio only or another kind of file)")
+        raise NotAVideo(
+            "this file is not a video: it has no video picture in it (audio only or another kind of file)"
+        )
     size = _SIZE.search(video)
     if not size:
         raise NotAVideo("the video stream has no picture size; the file looks broken")
