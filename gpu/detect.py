@@ -9,7 +9,8 @@ fingerprints, all measured over time rather than in one frame:
   temporal variation follows the surroundings' (correlated) but smaller, and vanishes
   where it is opaque — while a static object of the scene either does not change at all
   or is occluded wholesale;
-* placement: marks sit near edges and corners and are compact.
+* placement: marks sit near edges and corners, are compact, and are meant to be seen: a
+  blend-fingerprint candidate's persistent edges carry at least MIN_EDGE_SHARE of the frame.
 
 Persistence alone never makes a detection, because a static camera's background is as
 persistent as a mark: a candidate also needs the blend fingerprint against a background
@@ -52,6 +53,11 @@ MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
 NCC_PRESENT = 0.5  # a sample shows a moving mark when its gradient matches the template this well
 RELAY_MATCH = 0.65  # a moving mark's shape matches its edges at another place this well
+#: a mark's persistent edge strength (summed over its pixels, working resolution) per pixel
+#: of the frame: scenery too faint or too small to be a watermark anyone removes (a road
+#: reflector, floor tile lines: 0.0035 on the full-length car and person clips; the faintest
+#: mark found in the benchmark, car/white/0.3: 0.031)
+MIN_EDGE_SHARE = 0.01
 MIN_OFFSET = -0.25  # relative offset below which a damped candidate is darker scenery, not a blend
 # still backgrounds: a blend damps the picture's sample-to-sample noise by (1−α)
 STILL_EDGE = 3.0  # weaker persistent edges also outline candidates on a still background
@@ -457,6 +463,7 @@ def _candidates(
             "strength": float(strength[y : y + bh, x : x + bw][comp].mean()) * float(comp.sum()),
             "border": _border((x, y, bw, bh), h, w),
         }
+        feats["edge_share"] = feats["strength"] / float(h * w)
         feats.update(_blend_features(frames, comp, (x, y, bw, bh)))
         feats["score"] = _score(feats)
         log.debug(
@@ -827,7 +834,11 @@ def _blend_features(
 
 def _score(f: dict[str, float]) -> float:
     """≥ 1 means a mark: changes pass through scaled (semi-transparent) or stop at it (opaque)."""
-    if f["moving"] < MIN_MOVING_SHARE or f["border"] > BORDER_BAND:
+    if (
+        f["moving"] < MIN_MOVING_SHARE
+        or f["border"] > BORDER_BAND
+        or f.get("edge_share", MIN_EDGE_SHARE) < MIN_EDGE_SHARE
+    ):
         return 0.0
     # a global exposure change also shrinks the change of darker scenery: then only an
     # additive offset (the αW of a light mark) tells a blend from a darker object
