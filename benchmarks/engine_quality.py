@@ -403,6 +403,7 @@ def main() -> int:
                     "case": name,
                     "opacity": op,
                     "detection": det,
+                    "regions": report["regions"],
                     "results": res,
                     "wall": wall,
                     "plain_wall": plain_wall,
