@@ -2,8 +2,9 @@
 
 Where the mark is semi-transparent the blend `J = αW + (1−α)I` is inverted,
 `I = (J − αW) / (1 − α)`, which recovers the real pixels; where it is (nearly) opaque
-there is nothing left to recover and the hole is filled from its surroundings, with a
-feathered seam. α and αW are fixed over the clip, so the result is steady frame to frame.
+there is nothing left to recover and the hole is filled from its surroundings: the fill
+starts from the very pixels around the hole, so it meets them without a seam. α and αW
+are fixed over the clip, so the result is steady frame to frame.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Matte:
 
 
 class PreparedMatte:
-    """A matte moved to the torch device once, with its fill masks and seam weights."""
+    """A matte moved to the torch device once, with its fill masks."""
 
     def __init__(
         self, matte: Matte, device: torch.device, value_range: tuple[float, float]
@@ -86,8 +87,6 @@ class PreparedMatte:
         hole = torch.maximum(
             opaque, (F.max_pool2d(opaque, 3, stride=1, padding=1) > 0).float() * marked
         )
-        seam = F.avg_pool2d(F.pad(hole, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        seam = torch.maximum(seam, hole)
         safe = torch.where(hole[0, 0] > 0, torch.zeros_like(al), al).clamp(0, ALPHA_MAX)
         # the fill only needs the hole and a margin of known pixels around it
         rows = torch.nonzero(hole[0, 0].any(dim=1)).flatten()
@@ -114,10 +113,9 @@ class PreparedMatte:
             "inv_scale": (1.0 / (1.0 - safe))[None],
             "a": torch.where(hole[0, 0] > 0, torch.zeros_like(av), av)[None],
             "known": (1.0 - hole)[..., window[0], window[1]],
-            "seam": seam[0][..., window[0], window[1]],
+            "hole": hole[0][..., window[0], window[1]],
             "window": window,
             "any_hole": torch.tensor(bool(hole.any())),
-            "touch": marked[None] | (seam[0] > 0),
         }
 
     def apply(self, crops: list[np.ndarray]) -> None:
@@ -143,7 +141,7 @@ class PreparedMatte:
                     filled.view(part.shape[0], -1)[:, pixels] = torch.lerp(
                         flat[:, start], flat[:, end], share
                     )
-                part.add_((filled - part).mul_(plane["seam"]))
+                part.add_((filled - part).mul_(plane["hole"]))
             out = out.clamp_(self.lo, self.hi).round_().to(torch.uint8)
             if on_cpu:
                 j.copy_(out)
