@@ -99,18 +99,20 @@ def estimate_matte(
     fu = push_pull(u[:, None], known_c)[:, 0]
     fv = push_pull(v[:, None], known_c)[:, 0]
 
-    # joint slope over the three planes (chroma brought to luma resolution)
-    js = [y, _up(u, (h, w)), _up(v, (h, w))]
-    fs = [fy, _up(fu, (h, w)), _up(fv, (h, w))]
+    # joint slope over the three planes (chroma brought to luma resolution one plane at a
+    # time: the working copies of a large crop are 48 frames each)
     sff = torch.zeros((h, w), device=device)
     sjf = torch.zeros((h, w), device=device)
     sjj = torch.zeros((h, w), device=device)
-    for j, f in zip(js, fs, strict=True):
+    for j, f in ((y, fy), (u, fu), (v, fv)):
+        if j.shape[-2:] != (h, w):
+            j, f = _up(j, (h, w)), _up(f, (h, w))
         jc = j - j.mean(0)
         fc = f - f.mean(0)
         sff += (fc * fc).mean(0)
         sjf += (jc * fc).mean(0)
         sjj += (jc * jc).mean(0)
+        del jc, fc
     slope = sjf / sff.clamp(min=1e-3)
     alpha_t = (1.0 - slope).clamp(0, 1)
     # the slope only means 1−α where the fill predicts the picture's changes well; elsewhere
