@@ -53,6 +53,20 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def count_video_frames(path: str | os.PathLike[str]) -> int | None:
+    """The frames of the first video stream, counted by demuxing it (no decoding, a small
+    fraction of a decode); None when ffmpeg cannot tell. The container's duration, which
+    VideoInfo.frames is estimated from, is the longest stream's: often the audio's."""
+    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0"]
+    cmd += ["-c", "copy", "-f", "null", "-", "-progress", "pipe:1"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    counts = re.findall(r"^frame=(\d+)$", out.stdout, re.MULTILINE)
+    return int(counts[-1]) if counts and int(counts[-1]) > 0 else None
+
+
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     """Read the first video stream's size, rate, duration, audio and rotation; raise NotAVideo."""
     path = Path(path)

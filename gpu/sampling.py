@@ -5,6 +5,7 @@ A bounded number of frames (evenly spaced), so memory does not grow with the cli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import NotAVideo
-from gpu.probe import VideoInfo
+from gpu.probe import VideoInfo, count_video_frames
 from gpu.video_io import FrameFormat, FrameReader
 
 MAX_SAMPLES = 48
@@ -43,6 +44,13 @@ def sample_frames(
     them (decoding only those is far cheaper), otherwise evenly spaced decoded frames."""
     frame_bytes = info.width * info.height * 3 // 2
     cap = max(8, min(max_samples, MAX_SAMPLE_BYTES // max(frame_bytes, 1)))
+    if info.has_audio:
+        # the strided routes place their samples by the clip's frame count; with audio the
+        # container's duration may be the audio's, longer than the picture (a moving mark's
+        # time ranges landed seconds late on such a clip)
+        counted = count_video_frames(path)
+        if counted:
+            info = dataclasses.replace(info, frames=counted)
     if info.fps > 0 and info.duration_s > 0:
         for skip, least in (("nokey", MIN_KEYFRAMES), ("noref", MIN_KEYFRAMES)):
             try:

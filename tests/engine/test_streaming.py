@@ -125,3 +125,28 @@ def test_samples_span_the_whole_clip_by_every_route(tmp_path: Path) -> None:
         assert np.all(np.diff(samples.indices) > 0), name
     exact = routes["decoded"]  # the full decode knows each frame's number exactly
     assert np.array_equal(exact.frames, truth[exact.indices])
+
+
+def test_samples_are_placed_by_the_pictures_own_frames_when_the_audio_runs_longer(
+    tmp_path: Path,
+) -> None:
+    """A container's duration is its longest stream's: 3 s of picture with 8 s of sound
+    reads as 8 s. The samples' frame numbers (which place a moving mark's time ranges)
+    must come from the picture's frames, not from that duration."""
+    src = tmp_path / "long_audio.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe(), "-v", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=20:duration=3",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050:duration=8",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    info = probe_video(src)
+    assert info.frames > 120  # the duration is the sound's
+    samples = sample_frames(src, info)
+    assert 40 <= samples.indices[-1] <= 59
+    assert np.all(np.diff(samples.indices) > 0)
