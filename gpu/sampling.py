@@ -5,10 +5,9 @@ A bounded number of frames (evenly spaced), so memory does not grow with the cli
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,7 +49,7 @@ def sample_frames(
         # time ranges landed seconds late on such a clip)
         counted = count_video_frames(path)
         if counted:
-            info = dataclasses.replace(info, frames=counted)
+            info = replace(info, frames=counted)
     if info.fps > 0 and info.duration_s > 0:
         for skip, least in (("nokey", MIN_KEYFRAMES), ("noref", MIN_KEYFRAMES)):
             try:
