@@ -127,7 +127,7 @@ def process(
     # the batch is sized for the largest region (the whole frame) as the marks are not
     # known yet: the streaming decoder starts now and decodes ahead while they are found
     batch = batch_size_for(torch_device, fmt.width * fmt.height, fmt.width * fmt.height)
-    expected = max(info.frames, 1)
+    expected = max(samples.clip_frames or info.frames, 1)
     temp = temp_path_beside(output)
     frames = 0
     work_s = 0.0

@@ -26,6 +26,8 @@ class Samples:
     frames: np.ndarray
     indices: np.ndarray
     fmt: FrameFormat
+    #: the clip's frame count as the samples were placed by it (0: unknown)
+    clip_frames: int = 0
 
     def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.fmt.planes(self.frames)
@@ -50,6 +52,12 @@ def sample_frames(
         counted = count_video_frames(path)
         if counted:
             info = replace(info, frames=counted)
+    samples = _sampled(path, info, cap)
+    samples.clip_frames = info.frames
+    return samples
+
+
+def _sampled(path: str | os.PathLike[str], info: VideoInfo, cap: int) -> Samples:
     if info.fps > 0 and info.duration_s > 0:
         for skip, least in (("nokey", MIN_KEYFRAMES), ("noref", MIN_KEYFRAMES)):
             try:

@@ -127,13 +127,8 @@ def test_samples_span_the_whole_clip_by_every_route(tmp_path: Path) -> None:
     assert np.array_equal(exact.frames, truth[exact.indices])
 
 
-def test_samples_are_placed_by_the_pictures_own_frames_when_the_audio_runs_longer(
-    tmp_path: Path,
-) -> None:
-    """A container's duration is its longest stream's: 3 s of picture with 8 s of sound
-    reads as 8 s. The samples' frame numbers (which place a moving mark's time ranges)
-    must come from the picture's frames, not from that duration."""
-    src = tmp_path / "long_audio.mp4"
+def _sound_outlasting_picture(src: Path) -> Path:
+    """3 s of picture with 8 s of sound: the container's duration is the sound's."""
     subprocess.run(
         [
             ffmpeg_exe(), "-v", "error", "-y",
@@ -145,8 +140,29 @@ def test_samples_are_placed_by_the_pictures_own_frames_when_the_audio_runs_longe
         check=True,
         capture_output=True,
     )  # fmt: skip
+    return src
+
+
+def test_samples_are_placed_by_the_pictures_own_frames_when_the_audio_runs_longer(
+    tmp_path: Path,
+) -> None:
+    """A container's duration is its longest stream's. The samples' frame numbers (which
+    place a moving mark's time ranges) must come from the picture's frames, not from it."""
+    src = _sound_outlasting_picture(tmp_path / "long_audio.mp4")
     info = probe_video(src)
     assert info.frames > 120  # the duration is the sound's
     samples = sample_frames(src, info)
     assert 40 <= samples.indices[-1] <= 59
     assert np.all(np.diff(samples.indices) > 0)
+
+
+def test_progress_runs_to_the_end_of_the_picture_when_the_audio_runs_longer(
+    tmp_path: Path,
+) -> None:
+    src = _sound_outlasting_picture(tmp_path / "long_audio.mp4")
+    seen: list[float] = []
+    report = process(
+        src, tmp_path / "out.mp4", {"region": "8,8,32,24"}, lambda v, _s: seen.append(v)
+    )
+    assert report["frames"] == 60
+    assert max(v for v in seen if v < 1.0) > 0.95  # was 0.43: 60 of the 160 frames expected
