@@ -199,9 +199,10 @@ def _moving_marks(
     # a mark that jumps looks the same at each of its places: where the picture under one
     # of them hardly changed, its shape still shows where it went. Each track with the
     # copies of its shape must hand over on its own
+    edges = [gradient_magnitude(small[lo:hi].mean(0)) for lo, hi in segments] if tracks else []
     for track in tracks:
         family = [track]
-        for det in _moved_copies(track, small, segments, factor, full):
+        for det in _moved_copies(track, small, segments, edges, factor, full):
             if not any(_overlap(det.box, d.box) > 0.3 for d in found):
                 _add_to_tracks(family, det)
         if len(family) > 1:
@@ -271,12 +272,13 @@ def _moved_copies(
     track: Detection,
     small: np.ndarray,
     segments: list[tuple[int, int]],
+    edges: list[np.ndarray],
     factor: int,
     full: np.ndarray,
 ) -> list[Detection]:
     """Where the track's shape shows at another place in time segments it has left: the
-    persistent edges of each segment's mean matched against those of the track's own
-    samples (normalised cross-correlation ≥ RELAY_MATCH, and < NCC_PRESENT at home)."""
+    persistent edges of each segment's mean (`edges`) matched against those of the track's
+    own samples (normalised cross-correlation ≥ RELAY_MATCH, and < NCC_PRESENT at home)."""
     b = track.box
     h, w = small.shape[1:]
     x0, y0 = b.x // factor, b.y // factor
@@ -286,12 +288,10 @@ def _moved_copies(
     if min(template.shape) < 4 or float(template.std()) < 1e-3:
         return []
     copies: list[Detection] = []
-    for lo, hi in segments:
+    for (lo, hi), seg_edges in zip(segments, edges, strict=True):
         if hi > track.first_sample and lo <= track.last_sample:
             continue
-        scores = cv2.matchTemplate(
-            gradient_magnitude(small[lo:hi].mean(0)), template, cv2.TM_CCOEFF_NORMED
-        )
+        scores = cv2.matchTemplate(seg_edges, template, cv2.TM_CCOEFF_NORMED)
         if scores[y0, x0] >= NCC_PRESENT:
             continue  # still at home: scenery that repeats, not a mark that moved
         scores[max(0, y0 - (y1 - y0)) : y1, max(0, x0 - (x1 - x0)) : x1] = -1.0
@@ -376,11 +376,14 @@ def _could_be_part(d: Detection) -> bool:
     return d.features.get("moving", 0.0) < MIN_MOVING_SHARE or d.features.get("ratio", 1.0) <= 0.9
 
 
+def _union(a: Box, b: Box) -> Box:
+    """The smallest box holding both."""
+    x0, y0 = min(a.x, b.x), min(a.y, b.y)
+    return Box(x0, y0, max(a.x + a.w, b.x + b.w) - x0, max(a.y + a.h, b.y + b.h) - y0)
+
+
 def _joined_area(a: Detection, b: Detection) -> int:
-    x0, y0 = min(a.box.x, b.box.x), min(a.box.y, b.box.y)
-    x1 = max(a.box.x + a.box.w, b.box.x + b.box.w)
-    y1 = max(a.box.y + a.box.h, b.box.y + b.box.h)
-    return (x1 - x0) * (y1 - y0)
+    return _union(a.box, b.box).area
 
 
 def _near(a: Box, b: Box, gap: int) -> bool:
@@ -407,13 +410,13 @@ def _overlap(a: Box, b: Box) -> float:
 
 
 def _merge(track: Detection, det: Detection) -> None:
-    x0, y0 = min(track.box.x, det.box.x), min(track.box.y, det.box.y)
-    x1 = max(track.box.x + track.box.w, det.box.x + det.box.w)
-    y1 = max(track.box.y + track.box.h, det.box.y + det.box.h)
-    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    box = _union(track.box, det.box)
+    mask = np.zeros((box.h, box.w), bool)
     for d in (track, det):
-        mask[d.box.y - y0 : d.box.y - y0 + d.box.h, d.box.x - x0 : d.box.x - x0 + d.box.w] |= d.mask
-    track.box, track.mask = Box(x0, y0, x1 - x0, y1 - y0), mask
+        mask[
+            d.box.y - box.y : d.box.y - box.y + d.box.h, d.box.x - box.x : d.box.x - box.x + d.box.w
+        ] |= d.mask
+    track.box, track.mask = box, mask
     track.first_sample = min(track.first_sample, det.first_sample)
     track.last_sample = max(track.last_sample, det.last_sample)
 
