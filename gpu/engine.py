@@ -16,14 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
-from gpu.probe import VideoInfo, probe_video
+from gpu.probe import VideoInfo, count_video_frames, probe_video
 from gpu.regions import CORNERS, Box, parse_region, region_box
 from gpu.video_io import (
     EncoderSettings,
@@ -71,6 +71,18 @@ def check_limits(info: VideoInfo, limits: Limits) -> None:
         )
 
 
+def _picture_length(path: str | os.PathLike[str], info: VideoInfo, limits: Limits) -> VideoInfo:
+    """The probe's info, with the picture's own length where the container's is over the
+    limit only because of its sound: a container lasts as long as its longest stream, and
+    a 5-minute video with 12 minutes of audio is a 5-minute job."""
+    if not info.has_audio or info.duration_s <= limits.max_duration_s or info.fps <= 0:
+        return info
+    counted = count_video_frames(path)
+    if not counted:
+        return info
+    return replace(info, frames=counted, duration_s=min(info.duration_s, counted / info.fps))
+
+
 def process(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
@@ -103,7 +115,7 @@ def process(
     limits = limits or Limits()
 
     report_progress(0.0, "reading the video")
-    info = probe_video(input_path)
+    info = _picture_length(input_path, probe_video(input_path), limits)
     check_limits(info, limits)
     spec = parse_region(str(options.get("region") or "auto"))
     crf = options.get("crf")
