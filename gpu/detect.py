@@ -70,6 +70,12 @@ STILL_MIN_QUARTER = 0.3  # damped share in each quarter of the shape (damping al
 STILL_MAX_CLIPPED = 0.3  # share of pixels at the range limits (they carry no noise)
 STILL_NOISE_FLOOR = 0.1  # the ring's noise (Y levels at working resolution) must be measurable
 STILL_MAX_AREA = 0.05  # a mark on a still background covers at most this share of the frame
+CORNER = 0.2  # a corner: within this share of the frame's width and height from two edges
+#: damping (noise over that of a wide area around) below which edges are cut out of the
+#: scenery: that of any blend, and that of a strong one (a line of scenery is damped a little)
+STILL_CUT_LEVELS = (STILL_DAMPED, 0.4)
+STILL_CUT_AREA = 0.004  # a shape cut out of the scenery covers at least this share of the frame
+STILL_CUT_TEXTURE = 2.0  # and its detail is at least this many times its ring's
 STILL_MARGIN = 2  # a mark sits inside the picture: at least this far (working px) from its edge
 
 
@@ -518,11 +524,12 @@ def _still_marks(
 ) -> list[Detection]:
     """Marks on a still background, where the blend fingerprint of _blend_features has no
     changing picture to work with: inside a blend the picture's sample-to-sample noise
-    passes scaled by (1−α). A candidate (a compact shape outlined by persistent edges, or a
-    compact damped patch) near the border and inside the picture is a mark when its noise
-    is damped against the ring around it, all over its shape, while the ring is not (a flat
-    or clipped area of the scene, a letterbox bar, is quiet beyond its outline too), the
-    ring's noise is measurable, and few of its pixels are clipped."""
+    passes scaled by (1−α). A candidate (a compact shape outlined by persistent edges, or,
+    in a corner, by those of its edges where the noise is damped) near the border and inside
+    the picture is a mark when its noise is damped against the ring around it, all over its
+    shape, while the ring is not (a flat or clipped area of the scene, a letterbox bar, is
+    quiet beyond its outline too), the ring's noise is measurable, and few of its pixels are
+    clipped."""
     t, h, w = frames.shape
     noise = noise_map(frames)
     mean = frames.mean(0)
@@ -530,18 +537,24 @@ def _still_marks(
     coherent = strength / (grads.mean(0) + 1.0) > COHERENCE
     k = max(3, int(round(min(h, w) * 0.025)) | 1)
     layers = [(strength > thr) & coherent for thr in (EDGE_THRESHOLD, STILL_EDGE)]
-    shapes: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []
-    for layer in layers:
+    # a mark's outline often touches static scenery (a door frame, a table's edge) that runs
+    # out of the picture and takes the mark's shape with it: the edges where the picture's
+    # noise is damped against the area around them, cut out of it, in the frame's corners
+    damping = _damping_here(noise)
+    layers += [layers[-1] & dilate(damping < level, 1) for level in STILL_CUT_LEVELS]
+    shapes: list[tuple[np.ndarray, tuple[int, int, int, int], bool]] = []
+    for i, layer in enumerate(layers):
         # closed wide (a whole logo) and narrow (its pieces, when scenery lines touch it)
         for size in (k, 3):
             blob = cv2.morphologyEx(
                 layer.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((size, size), np.uint8)
             )
-            shapes += _still_shapes(blob, search, factor)
+            shapes += [(*s_, i >= 2) for s_ in _still_shapes(blob, search, factor, corner=i >= 2)]
     scored = []
-    for shape, bbox in shapes:
+    for shape, bbox, cut in shapes:
         feats = _still_features(noise, mean, shape, bbox, factor)
-        if feats:
+        # a shape cut out of the scenery is only a mark that brings its own strokes
+        if feats and not (cut and feats["texture"] < STILL_CUT_TEXTURE):
             scored.append((shape, bbox, feats))
     out: list[Detection] = []
     for shape, bbox, feats in sorted(scored, key=lambda s_: -s_[2]["score"]):
@@ -577,10 +590,21 @@ def _still_marks(
     return out
 
 
+def _damping_here(noise: np.ndarray) -> np.ndarray:
+    """Each pixel's noise over the median noise of a wide area around it (half the frame's
+    short side)."""
+    k = (min(noise.shape) // 2) | 1
+    scale = 32.0  # the median filter this wide needs 8 bits: 1/32 of a level is plenty
+    quantised = np.clip(noise * scale, 0, 255).astype(np.uint8)
+    around = cv2.medianBlur(quantised, k).astype(np.float32) / scale
+    return noise / np.maximum(around, 1e-3)
+
+
 def _still_shapes(
-    blob: np.ndarray, search: Box | None, factor: int
+    blob: np.ndarray, search: Box | None, factor: int, *, corner: bool = False
 ) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    """Compact shapes near the border, inside the picture (working resolution)."""
+    """Compact shapes near the border (`corner`: in a corner), inside the picture (working
+    resolution)."""
     h, w = blob.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
     shapes = []
@@ -589,6 +613,12 @@ def _still_shapes(
         if area < 24 or bw < 3 or bh < 3 or not _inside_picture((x, y, bw, bh), h, w):
             continue
         if _border((x, y, bw, bh), h, w) > BORDER_BAND:
+            continue
+        if corner and (
+            min(x, w - x - bw) > CORNER * w
+            or min(y, h - y - bh) > CORNER * h
+            or bw * bh < STILL_CUT_AREA * h * w
+        ):
             continue
         if search is not None and not _near(
             Box(x * factor, y * factor, bw * factor, bh * factor), search, 0

@@ -139,3 +139,26 @@ def test_a_quiet_strip_at_the_frame_edge_does_not_cut_a_mark_down_to_its_seed() 
     assert found is not None
     share, area = _cover(found, stamp)
     assert share >= 0.98 and area <= 2.0
+
+
+def _door_frame(scene: np.ndarray) -> np.ndarray:
+    """A dark vertical post from the top of the picture to its bottom, through the
+    bottom-left corner where the mark goes: static scenery that runs out of the frame."""
+    scene = scene.copy()
+    scene[:, 40:44] = 35.0
+    return scene
+
+
+def test_a_mark_whose_outline_touches_scenery_running_out_of_the_frame_is_found() -> None:
+    """The mark's edges and the post's are one shape that leaves the picture, so it is
+    no mark as a whole; the edges where the noise is damped are cut out of it."""
+    stamp = text_mark(H, W, 0.8, corner="bottom-left")
+    assert stamp.box[0] < 40 < stamp.box[0] + stamp.box[2]
+    found = detect_marks(blend(_still_clip(_door_frame(_scene())), stamp))
+    assert len(found) == 1
+    share, area = _cover(found[0], stamp)
+    assert share >= 0.98 and area <= 2.0
+
+
+def test_the_post_alone_is_not_a_mark() -> None:
+    assert _found(_still_clip(_door_frame(_scene()))) == []
