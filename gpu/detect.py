@@ -207,6 +207,8 @@ def _moving_marks(
     # copies of its shape must hand over on its own
     edges = [gradient_magnitude(small[lo:hi].mean(0)) for lo, hi in segments] if tracks else []
     for track in tracks:
+        # the whole of the shape, so that its copies are whole where part of them stood still
+        _grow_runs([track], small, grads, full, factor, gap)
         family = [track]
         for det in _moved_copies(track, small, segments, edges, factor, full):
             if not any(_overlap(det.box, d.box) > 0.3 for d in found):
@@ -307,18 +309,33 @@ def _moved_copies(
         box, mask = _refine(full[lo:hi], (mx, my, x1 - x0, y1 - y0), factor)
         if box is None:
             continue
-        log.debug("moved copy of %s at %s in samples %d-%d (%.2f)", b, box, lo, hi - 1, best)
-        copies.append(
-            Detection(
-                box=box,
-                mask=mask,
-                first_sample=lo,
-                last_sample=hi - 1,
-                score=track.score,
-                features=dict(track.features, relay_match=best),
-            )
+        copy = Detection(
+            box=box,
+            mask=mask,
+            first_sample=lo,
+            last_sample=hi - 1,
+            score=track.score,
+            features=dict(track.features, relay_match=best),
         )
+        # the same shape as at home: what of it stood still there is still the mark's
+        shift = ((mx - x0) * factor, (my - y0) * factor)
+        _merge(copy, _shifted(track, shift, full.shape[1:], (lo, hi - 1)))
+        log.debug("moved copy of %s at %s in samples %d-%d (%.2f)", b, copy.box, lo, hi - 1, best)
+        copies.append(copy)
     return copies
+
+
+def _shifted(
+    det: Detection, shift: tuple[int, int], size: tuple[int, int], span: tuple[int, int]
+) -> Detection:
+    """The detection's shape moved by `shift` (full-resolution pixels), cut to the frame of
+    `size`, over the samples of `span`."""
+    h, w = size
+    x, y = det.box.x + shift[0], det.box.y + shift[1]
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(w, x + det.box.w), min(h, y + det.box.h)
+    mask = det.mask[y0 - y : y1 - y, x0 - x : x1 - x]
+    return Detection(Box(x0, y0, x1 - x0, y1 - y0), mask, span[0], span[1], det.score)
 
 
 def _relay(runs: list[Detection], total: int) -> list[Detection]:
