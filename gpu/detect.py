@@ -75,7 +75,7 @@ CORNER = 0.2  # a corner: within this share of the frame's width and height from
 #: scenery: that of any blend, and that of a strong one (a line of scenery is damped a little)
 STILL_CUT_LEVELS = (STILL_DAMPED, 0.4)
 STILL_CUT_AREA = 0.004  # a shape cut out of the scenery covers at least this share of the frame
-STILL_CUT_TEXTURE = 2.0  # and its detail is at least this many times its ring's
+STILL_CUT_TEXTURE = 2.5  # and its detail is at least this many times its ring's
 STILL_MARGIN = 2  # a mark sits inside the picture: at least this far (working px) from its edge
 
 
