@@ -72,8 +72,9 @@ STILL_NOISE_FLOOR = 0.1  # the ring's noise (Y levels at working resolution) mus
 STILL_MAX_AREA = 0.05  # a mark on a still background covers at most this share of the frame
 CORNER = 0.2  # a corner: within this share of the frame's width and height from two edges
 #: damping (noise over that of a wide area around) below which edges are cut out of the
-#: scenery: that of any blend, and that of a strong one (a line of scenery is damped a little)
-STILL_CUT_LEVELS = (STILL_DAMPED, 0.4)
+#: scenery: that of any blend, a strong one's (a line of scenery is damped a little) and an
+#: opaque one's (a quiet wall next to it is damped a fair bit)
+STILL_CUT_LEVELS = (STILL_DAMPED, 0.4, 0.15)
 STILL_CUT_AREA = 0.004  # a shape cut out of the scenery covers at least this share of the frame
 STILL_CUT_TEXTURE = 2.5  # and its detail is at least this many times its ring's
 STILL_MARGIN = 2  # a mark sits inside the picture: at least this far (working px) from its edge
