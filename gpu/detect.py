@@ -320,6 +320,7 @@ def _moved_copies(
         )
         # the same shape as at home: what of it stood still there is still the mark's
         shift = ((mx - x0) * factor, (my - y0) * factor)
+        copy.features.update(shift_x=float(shift[0]), shift_y=float(shift[1]))
         _merge(copy, _shifted(track, shift, full.shape[1:], (lo, hi - 1)))
         log.debug("moved copy of %s at %s in samples %d-%d (%.2f)", b, copy.box, lo, hi - 1, best)
         copies.append(copy)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from gpu.detect import STILL_DAMPED, Detection, detect_marks, mark_mask_in_box, noise_map
+from gpu.detect import (
+    STILL_DAMPED,
+    Detection,
+    detect_marks,
+    gradient_magnitude,
+    mark_mask_in_box,
+    noise_map,
+)
 from gpu.fill import push_pull
 from gpu.matting import MatteEstimate, estimate_matte
 from gpu.probe import VideoInfo
@@ -59,6 +67,9 @@ CROSS_ALPHA = 0.05
 #: α groups closer than this (pixels) are one mark; groups under this share of the largest
 #: group's α mass are left out of a detected mark
 BODY_GAP, BODY_SHARE = 9, 0.1
+#: a jumped mark's matte is moved to where its shape matches best within this many pixels
+#: of the shift detection found (at working resolution), if it matches this well
+MOVE_SEARCH, MOVE_MATCH = 6, 0.5
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -99,6 +110,7 @@ def plan_marks(
     else:
         detections = detect_marks(ys, search=search)
     mattes: list[Matte] = []
+    made: dict[int, Matte] = {}
     total = len(ys)
     for det in detections:
         crop = expand_box(det.box, MARGIN, fmt.width, fmt.height)
@@ -226,26 +238,25 @@ def plan_marks(
             if det.last_sample >= total - 1
             else _boundary(samples.indices, det.last_sample + 1)
         )
-        mattes.append(
-            Matte(
-                box=crop,
-                alpha_y=alpha_y,
-                a_y=np.where(alpha_y > 0, a_y, 0.0).astype(np.float32),
-                alpha_c=alpha_c,
-                a_u=np.where(alpha_c > 0, a_u, 0.0).astype(np.float32),
-                a_v=np.where(alpha_c > 0, a_v, 0.0).astype(np.float32),
-                opacity=est.opacity if method != "inpaint" else 1.0,
-                start_frame=start,
-                end_frame=end,
-                start_s=start / fps,
-                end_s=None if end is None else end / fps,
-                method=method,
-                mark_box=mark_box,
-                reference=_reference(median, median_box, ys[sl], us[sl], vs[sl], crop)
-                if bool((alpha_y > ALPHA_MAX).any())  # only a filled hole uses it
-                else None,
-            )
+        made[id(det)] = Matte(
+            box=crop,
+            alpha_y=alpha_y,
+            a_y=np.where(alpha_y > 0, a_y, 0.0).astype(np.float32),
+            alpha_c=alpha_c,
+            a_u=np.where(alpha_c > 0, a_u, 0.0).astype(np.float32),
+            a_v=np.where(alpha_c > 0, a_v, 0.0).astype(np.float32),
+            opacity=est.opacity if method != "inpaint" else 1.0,
+            start_frame=start,
+            end_frame=end,
+            start_s=start / fps,
+            end_s=None if end is None else end / fps,
+            method=method,
+            mark_box=mark_box,
+            reference=_reference(median, median_box, ys[sl], us[sl], vs[sl], crop)
+            if bool((alpha_y > ALPHA_MAX).any())  # only a filled hole uses it
+            else None,
         )
+        mattes.append(made[id(det)])
         log.info(
             "mark at %s opacity %.2f frames %s-%s (%s)",
             crop.as_list(),
@@ -254,7 +265,116 @@ def plan_marks(
             end,
             method,
         )
-    return mattes
+    return _with_moved_mattes(mattes, detections, made, samples)
+
+
+def _with_moved_mattes(
+    mattes: list[Matte], detections: list[Detection], made: dict[int, Matte], samples: Samples
+) -> list[Matte]:
+    """A mark that jumped is the same mark at its new place: each copy takes the matte of
+    the place it jumped from, measured where the picture moved under it, rather than its
+    own, measured where the picture may have stood still (a parked car under it)."""
+    out = list(mattes)
+    for det in detections:
+        if "shift_x" in det.features and id(det) in made:
+            moved = _moved_matte(det, detections, made, samples)
+            if moved is not None:
+                out[out.index(made[id(det)])] = moved
+    return out
+
+
+def _moved_matte(
+    det: Detection, detections: list[Detection], made: dict[int, Matte], samples: Samples
+) -> Matte | None:
+    """The matte of the place the copy `det` jumped from, moved to where its shape matches
+    best (within MOVE_SEARCH pixels of the detection's shift), over the copy's frames."""
+    nominal = (int(det.features["shift_x"]), int(det.features["shift_y"]))
+    home_det = max(
+        (d for d in detections if "shift_x" not in d.features and id(d) in made),
+        key=lambda d: _overlap_area(_moved_box(d.box, nominal), det.box),
+        default=None,
+    )
+    if home_det is None or _overlap_area(_moved_box(home_det.box, nominal), det.box) == 0:
+        return None
+    home = made[id(home_det)]
+    fmt = samples.fmt
+    ys, us, vs = samples.planes()
+    shape = home.reported_box
+    own = gradient_magnitude(
+        np.median(ys[home_det.first_sample : home_det.last_sample + 1], axis=0)
+    )[shape.y : shape.y + shape.h, shape.x : shape.x + shape.w]
+    there = gradient_magnitude(np.median(ys[det.first_sample : det.last_sample + 1], axis=0))
+    x0 = max(0, shape.x + nominal[0] - MOVE_SEARCH)
+    y0 = max(0, shape.y + nominal[1] - MOVE_SEARCH)
+    window = there[
+        y0 : shape.y + nominal[1] + shape.h + MOVE_SEARCH,
+        x0 : shape.x + nominal[0] + shape.w + MOVE_SEARCH,
+    ]
+    if window.shape[0] < shape.h or window.shape[1] < shape.w:
+        return None
+    scores = cv2.matchTemplate(window, own.astype(np.float32), cv2.TM_CCOEFF_NORMED)
+    _lo, best, _at, (bx, by) = cv2.minMaxLoc(scores)
+    if best < MOVE_MATCH:
+        return None
+    dx, dy = x0 + bx - shape.x, y0 + by - shape.y
+    box = home.box
+    # the home matte at luma resolution, moved, in an even-aligned box that holds it
+    up = [home.alpha_y, home.a_y, *(_double(c, (box.h, box.w)) for c in (home.a_u, home.a_v))]
+    tx, ty = box.x + dx, box.y + dy
+    bx0, by0 = max(0, tx - tx % 2), max(0, ty - ty % 2)
+    bx1, by1 = min(fmt.width, tx + box.w), min(fmt.height, ty + box.h)
+    bx1, by1 = min(fmt.width, bx1 + (bx1 - bx0) % 2), min(fmt.height, by1 + (by1 - by0) % 2)
+    if bx1 - bx0 < 4 or by1 - by0 < 4 or (bx1 - bx0) % 2 or (by1 - by0) % 2:
+        return None
+    new = Box(bx0, by0, bx1 - bx0, by1 - by0)
+    planes = []
+    for plane in up:
+        canvas = np.zeros((new.h, new.w), np.float32)
+        sy0, sx0 = max(0, new.y - ty), max(0, new.x - tx)
+        sy1, sx1 = min(box.h, new.y + new.h - ty), min(box.w, new.x + new.w - tx)
+        canvas[ty + sy0 - new.y : ty + sy1 - new.y, tx + sx0 - new.x : tx + sx1 - new.x] = plane[
+            sy0:sy1, sx0:sx1
+        ]
+        planes.append(canvas)
+    alpha_y, a_y, a_u, a_v = planes
+    alpha_c = _mean_half(alpha_y)
+    sl = slice(det.first_sample, det.last_sample + 1)
+    mark = home.mark_box
+    log.info("mark moved by %d,%d to %s: its matte from %s", dx, dy, new.as_list(), box.as_list())
+    copy = made[id(det)]
+    return replace(
+        home,
+        box=new,
+        alpha_y=alpha_y,
+        a_y=a_y,
+        alpha_c=alpha_c,
+        a_u=np.where(alpha_c > 0, _mean_half(a_u), 0.0).astype(np.float32),
+        a_v=np.where(alpha_c > 0, _mean_half(a_v), 0.0).astype(np.float32),
+        start_frame=copy.start_frame,
+        end_frame=copy.end_frame,
+        start_s=copy.start_s,
+        end_s=copy.end_s,
+        mark_box=None if mark is None else _moved_box(mark, (dx, dy)),
+        reference=None
+        if home.reference is None
+        else _median_of(ys[sl], us[sl], vs[sl], new).numpy(),
+    )
+
+
+def _moved_box(box: Box, shift: tuple[int, int]) -> Box:
+    return Box(box.x + shift[0], box.y + shift[1], box.w, box.h)
+
+
+def _overlap_area(a: Box, b: Box) -> int:
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    return max(0, w) * max(0, h)
+
+
+def _double(chroma: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A 4:2:0 plane at luma resolution (each value over its 2×2 block)."""
+    out = np.repeat(np.repeat(chroma, 2, axis=0), 2, axis=1)
+    return np.pad(out, ((0, shape[0] - out.shape[0]), (0, shape[1] - out.shape[1])), mode="edge")
 
 
 def _median_of(ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box) -> Any:
@@ -369,7 +489,7 @@ def _crossing_scenery(
         for _ in range(CROSS_BRIDGE):
             along = along | (dilate(along, 1) & structure & ~marked)
         along = dilate(along, 1)
-        faint = 0.5 * float(alpha[marked].mean())
+        faint = 0.5 * float(alpha[marked].mean()) if marked.any() else 0.0
     for label in range(1, count):
         part = (labels == label) & marked
         size = int(part.sum())

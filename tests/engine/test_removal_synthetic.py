@@ -9,9 +9,12 @@ import torch
 from gpu.detect import detect_marks
 from gpu.fill import push_pull
 from gpu.matting import estimate_matte
-from gpu.plan import _not_invertible, expand_box
+from gpu.plan import _not_invertible, expand_box, plan_marks
+from gpu.probe import VideoInfo
 from gpu.regions import Box
 from gpu.removal import Matte, PreparedMatte
+from gpu.sampling import Samples
+from gpu.video_io import FrameFormat
 from tests.engine.synth import blend, coverage, panning_frames, psnr, static_frames, text_mark
 
 H, W, T = 144, 256, 40
@@ -190,3 +193,29 @@ def test_push_pull_fills_a_hole_smoothly_from_its_surroundings() -> None:
     filled = push_pull(ramp * known, known)
     assert torch.allclose(filled[..., known[0, 0] > 0], ramp[..., known[0, 0] > 0])
     assert float((filled - ramp)[..., 10:20, 20:40].abs().mean()) < 6.0
+
+
+def test_a_jumping_mark_takes_the_matte_of_its_first_place_where_the_picture_stands_still() -> None:
+    """Under the mark's second place nothing moves, so α cannot be measured there; it is the
+    same mark as at its first place, whose matte (measured where the picture moved) is moved
+    over to it, to where its shape matches: the same α over the mark's second place."""
+    clean = panning_frames(64)
+    clean[32:, H // 2 :, W // 2 :] = clean[32, H // 2 :, W // 2 :]  # a parked car, say
+    first, second = text_mark(H, W, 0.6, "top-left"), text_mark(H, W, 0.6, "bottom-right")
+    ys = np.concatenate([blend(clean[:32], first), blend(clean[32:], second)])
+    fmt = FrameFormat(W, H, b"YUV4MPEG2 W256 H144 F20:1 C420jpeg\n", full_range=False)
+    frames = np.full((len(ys), fmt.frame_bytes), 128, np.uint8)
+    fmt.planes(frames)[0][...] = ys
+    samples = Samples(frames=frames, indices=np.arange(len(ys)), fmt=fmt, clip_frames=len(ys))
+    info = VideoInfo(width=W, height=H, fps=20.0, frames=len(ys), duration_s=3.2, has_audio=False)
+    mattes = sorted(plan_marks(samples, info), key=lambda m: m.start_frame)
+    assert [(m.start_frame, m.end_frame) for m in mattes] == [(0, 32), (32, None)]
+    canvases = []
+    for m in mattes:
+        canvas = np.zeros((H, W), np.float32)
+        canvas[m.box.y : m.box.y + m.box.h, m.box.x : m.box.x + m.box.w] = m.alpha_y
+        canvases.append(canvas)
+    dx, dy = second.box[0] - first.box[0], second.box[1] - first.box[1]
+    assert canvases[0].max() > 0
+    assert np.array_equal(canvases[1][dy:, dx:], canvases[0][: H - dy, : W - dx])
+    assert mattes[1].method == mattes[0].method
