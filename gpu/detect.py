@@ -332,12 +332,12 @@ def _shifted(
 ) -> Detection:
     """The detection's shape moved by `shift` (full-resolution pixels), cut to the frame of
     `size`, over the samples of `span`."""
-    h, w = size
-    x, y = det.box.x + shift[0], det.box.y + shift[1]
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(w, x + det.box.w), min(h, y + det.box.h)
-    mask = det.mask[y0 - y : y1 - y, x0 - x : x1 - x]
-    return Detection(Box(x0, y0, x1 - x0, y1 - y0), mask, span[0], span[1], det.score)
+    moved = det.box.moved(*shift)
+    box = moved.within(size[1], size[0])
+    mask = det.mask[
+        box.y - moved.y : box.y - moved.y + box.h, box.x - moved.x : box.x - moved.x + box.w
+    ]
+    return Detection(box, mask, span[0], span[1], det.score)
 
 
 def _relay(runs: list[Detection], total: int) -> list[Detection]:
@@ -428,9 +428,7 @@ def _segments(t: int) -> list[tuple[int, int]]:
 
 def _overlap(a: Box, b: Box) -> float:
     """Intersection over the smaller box."""
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    inter = a.shared_area(b)
     return inter / float(min(a.area, b.area)) if inter else 0.0
 
 

@@ -68,7 +68,8 @@ CROSS_ALPHA = 0.05
 #: group's α mass are left out of a detected mark
 BODY_GAP, BODY_SHARE = 9, 0.1
 #: a jumped mark's matte is moved to where its shape matches best within this many pixels
-#: of the shift detection found (at working resolution), if it matches this well
+#: of the shift detection found (which is in steps of its working resolution's pixels), if
+#: it matches this well
 MOVE_SEARCH, MOVE_MATCH = 6, 0.5
 
 
@@ -291,10 +292,10 @@ def _moved_matte(
     nominal = (int(det.features["shift_x"]), int(det.features["shift_y"]))
     home_det = max(
         (d for d in detections if "shift_x" not in d.features and id(d) in made),
-        key=lambda d: _overlap_area(_moved_box(d.box, nominal), det.box),
+        key=lambda d: d.box.moved(*nominal).shared_area(det.box),
         default=None,
     )
-    if home_det is None or _overlap_area(_moved_box(home_det.box, nominal), det.box) == 0:
+    if home_det is None or home_det.box.moved(*nominal).shared_area(det.box) == 0:
         return None
     home = made[id(home_det)]
     fmt = samples.fmt
@@ -354,21 +355,11 @@ def _moved_matte(
         end_frame=copy.end_frame,
         start_s=copy.start_s,
         end_s=copy.end_s,
-        mark_box=None if mark is None else _moved_box(mark, (dx, dy)),
+        mark_box=None if mark is None else mark.moved(dx, dy).within(fmt.width, fmt.height),
         reference=None
         if home.reference is None
         else _median_of(ys[sl], us[sl], vs[sl], new).numpy(),
     )
-
-
-def _moved_box(box: Box, shift: tuple[int, int]) -> Box:
-    return Box(box.x + shift[0], box.y + shift[1], box.w, box.h)
-
-
-def _overlap_area(a: Box, b: Box) -> int:
-    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-    return max(0, w) * max(0, h)
 
 
 def _double(chroma: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

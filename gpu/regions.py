@@ -39,6 +39,21 @@ class Box:
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
 
+    def shared_area(self, other: Box) -> int:
+        """The area this box and `other` have in common."""
+        w = min(self.x + self.w, other.x + other.w) - max(self.x, other.x)
+        h = min(self.y + self.h, other.y + other.h) - max(self.y, other.y)
+        return max(0, w) * max(0, h)
+
+    def moved(self, dx: int, dy: int) -> Box:
+        return Box(self.x + dx, self.y + dy, self.w, self.h)
+
+    def within(self, width: int, height: int) -> Box:
+        """This box cut to a width × height frame."""
+        x0, y0 = max(0, self.x), max(0, self.y)
+        x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
+        return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
 
 def parse_region(text: str | None) -> str | None:
     """Validate a region option; return its normal form, or None for auto-detection."""
