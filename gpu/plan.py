@@ -71,6 +71,8 @@ BODY_GAP, BODY_SHARE = 9, 0.1
 #: of the shift detection found (which is in steps of its working resolution's pixels), if
 #: it matches this well
 MOVE_SEARCH, MOVE_MATCH = 6, 0.5
+#: a group of a still mark's pixels smaller than this is a speck of scenery
+SPECK = 12
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -207,11 +209,13 @@ def plan_marks(
             # that carries on the colours beside it; but, in a mark found without the user,
             # not what damps the picture's noise as a blend does (a ring of a logo whose
             # colour runs on from the scenery's beside it: asl/white/0.8 auto, 20.4 dB
-            # inside with it taken for scenery, 24.3 without)
+            # inside with it taken for scenery, 24.3 without), and not specks of texture
+            # beside it (person/mpl/1.0 auto: they stretched its box to 2.1× the mark's)
             scenery = continued_scenery(marked, median)
             if explicit is None:
-                scenery &= ~_damped(ys[sl, cy, cx], marked)
-            marked &= ~scenery
+                marked = _found_still_mark(marked, scenery, ys[sl, cy, cx])
+            else:
+                marked &= ~scenery
             alpha_y = marked.astype(np.float32)
             alpha_c = _half(alpha_y)
             method = "inpaint"
@@ -409,6 +413,23 @@ def _damped(ys: np.ndarray, marked: np.ndarray) -> np.ndarray:
     if outside.sum() < 16:
         return np.zeros_like(marked)
     return noise < STILL_DAMPED * float(np.median(noise[outside]))
+
+
+def _found_still_mark(marked: np.ndarray, scenery: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The pixels of a mark found on a still background: `marked` less the `scenery` that
+    does not damp the noise of sampled crops `ys` as a blend does, and less specks."""
+    marked = marked & ~(scenery & ~_damped(ys, marked))
+    return marked & ~_specks(marked)
+
+
+def _specks(marked: np.ndarray) -> np.ndarray:
+    """Groups of marked pixels (parts closer than 2 pixels joined) of fewer than SPECK
+    pixels: level shifts of the scenery's texture beside a mark, not its strokes."""
+    count, labels = cv2.connectedComponents(dilate(marked, 1).astype(np.uint8), connectivity=8)
+    sizes = np.bincount(labels[marked], minlength=count)
+    small = sizes < SPECK
+    small[0] = False
+    return small[labels] & marked
 
 
 def _not_invertible(est: MatteEstimate, ys: np.ndarray) -> bool:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import torch
 
+from gpu.plan import _specks
 from gpu.shape import continued_scenery, dilate, level_shift, mark_shape
 from tests.engine.synth import blend, text_mark, texture
 
@@ -99,3 +100,18 @@ def test_a_mark_over_a_plain_wall_is_not_taken_for_scenery() -> None:
     median[0][torch.from_numpy(dark)] += 140.0  # no dark object: the wall all round
     taken = dilate(mark_shape(median, region), 1) & region
     assert (continued_scenery(taken, median) & mark).sum() < 0.01 * mark.sum()
+
+
+def test_specks_beside_a_still_mark_are_dropped_but_not_a_letters_dot() -> None:
+    """Level shifts of the scenery's texture a few pixels from a mark found on a still
+    background stretched the box reported around it; an i's dot, 2 pixels above its stem,
+    is part of the mark."""
+    marked = np.zeros((40, 80), bool)
+    marked[10:30, 10:40] = True  # the mark's letters
+    marked[12:28, 46:49] = True  # an i's stem ...
+    marked[7:10, 46:49] = True  # ... and its dot, 2 pixels above it
+    marked[36:38, 60:62] = True  # a speck of scenery
+    marked[2:4, 2:4] = True  # another
+    specks = _specks(marked)
+    assert specks[36:38, 60:62].all() and specks[2:4, 2:4].all()
+    assert not specks[:30, 8:50].any()
