@@ -280,13 +280,14 @@ def _with_moved_mattes(
     """A mark that jumped is the same mark at its new place: each copy takes the matte of
     the place it jumped from, measured where the picture moved under it, rather than its
     own, measured where the picture may have stood still (a parked car under it)."""
-    out = list(mattes)
+    moved: dict[int, Matte] = {}
     for det in detections:
         if "shift_x" in det.features and id(det) in made:
-            moved = _moved_matte(det, detections, made, samples)
-            if moved is not None:
-                out[out.index(made[id(det)])] = moved
-    return out
+            matte = _moved_matte(det, detections, made, samples)
+            if matte is not None:
+                moved[id(made[id(det)])] = matte
+    # by identity: mattes hold arrays, which == cannot compare
+    return [moved.get(id(m), m) for m in mattes]
 
 
 def _moved_matte(
