@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from gpu.plan import _specks
+from gpu.plan import _found_still_mark, _specks
 from gpu.shape import continued_scenery, dilate, level_shift, mark_shape
 from tests.engine.synth import blend, text_mark, texture
 
@@ -115,3 +115,20 @@ def test_specks_beside_a_still_mark_are_dropped_but_not_a_letters_dot() -> None:
     specks = _specks(marked)
     assert specks[36:38, 60:62].all() and specks[2:4, 2:4].all()
     assert not specks[:30, 8:50].any()
+
+
+def test_a_found_marks_pixels_that_damp_the_noise_are_not_taken_for_scenery() -> None:
+    """continued_scenery flags both parts below; only the one whose noise is damped against
+    the picture around, as under a blend, is the mark's (a logo's ring whose colour runs on
+    from the scenery beside it), and stays marked."""
+    rng = np.random.default_rng(7)
+    ys = (120 + rng.normal(0, 2.0, (24, 40, 80))).astype(np.float32)
+    ring = np.zeros((40, 80), bool)
+    cv2.circle(ring.view(np.uint8), (20, 20), 10, 1, 4)
+    ys[:, ring] = 120 + rng.normal(0, 0.5, (24, int(ring.sum())))  # damped: α about 0.75
+    scenery = np.zeros((40, 80), bool)
+    scenery[12:28, 50:66] = True  # a patch of the picture, its noise untouched
+    marked = ring | scenery
+    kept = _found_still_mark(marked, marked.copy(), ys)
+    assert kept[ring].mean() > 0.9
+    assert not kept[scenery].any()
