@@ -115,8 +115,7 @@ def plan_marks(
         ]
     else:
         detections = detect_marks(ys, search=search)
-    mattes: list[Matte] = []
-    made: dict[int, Matte] = {}
+    made: dict[int, Matte] = {}  # by id(det), in the detections' order
     total = len(ys)
     for det in detections:
         crop = expand_box(det.box, MARGIN, fmt.width, fmt.height)
@@ -262,7 +261,6 @@ def plan_marks(
             if bool((alpha_y > ALPHA_MAX).any())  # only a filled hole uses it
             else None,
         )
-        mattes.append(made[id(det)])
         log.info(
             "mark at %s opacity %.2f frames %s-%s (%s)",
             crop.as_list(),
@@ -271,23 +269,23 @@ def plan_marks(
             end,
             method,
         )
-    return _with_moved_mattes(mattes, detections, made, samples)
+    return _with_moved_mattes(detections, made, samples)
 
 
 def _with_moved_mattes(
-    mattes: list[Matte], detections: list[Detection], made: dict[int, Matte], samples: Samples
+    detections: list[Detection], made: dict[int, Matte], samples: Samples
 ) -> list[Matte]:
-    """A mark that jumped is the same mark at its new place: each copy takes the matte of
-    the place it jumped from, measured where the picture moved under it, rather than its
-    own, measured where the picture may have stood still (a parked car under it)."""
-    moved: dict[int, Matte] = {}
+    """The mattes made, in order. A mark that jumped is the same mark at its new place:
+    each copy takes the matte of the place it jumped from, measured where the picture moved
+    under it, rather than its own, measured where the picture may have stood still (a
+    parked car under it)."""
+    out = []
     for det in detections:
-        if "shift_x" in det.features and id(det) in made:
-            matte = _moved_matte(det, detections, made, samples)
-            if matte is not None:
-                moved[id(made[id(det)])] = matte
-    # by identity: mattes hold arrays, which == cannot compare
-    return [moved.get(id(m), m) for m in mattes]
+        if id(det) not in made:
+            continue
+        moved = _moved_matte(det, detections, made, samples) if "shift_x" in det.features else None
+        out.append(made[id(det)] if moved is None else moved)
+    return out
 
 
 def _moved_matte(
@@ -307,40 +305,38 @@ def _moved_matte(
     fmt = samples.fmt
     ys, us, vs = samples.planes()
     shape = home.reported_box
-    own = gradient_magnitude(
-        np.median(ys[home_det.first_sample : home_det.last_sample + 1], axis=0)
-    )[shape.y : shape.y + shape.h, shape.x : shape.x + shape.w]
-    there = gradient_magnitude(np.median(ys[det.first_sample : det.last_sample + 1], axis=0))
-    x0 = max(0, shape.x + nominal[0] - MOVE_SEARCH)
-    y0 = max(0, shape.y + nominal[1] - MOVE_SEARCH)
-    window = there[
-        y0 : shape.y + nominal[1] + shape.h + MOVE_SEARCH,
-        x0 : shape.x + nominal[0] + shape.w + MOVE_SEARCH,
-    ]
-    if window.shape[0] < shape.h or window.shape[1] < shape.w:
+    own = _edges(ys[home_det.first_sample : home_det.last_sample + 1], shape)
+    search = Box(
+        shape.x + nominal[0] - MOVE_SEARCH,
+        shape.y + nominal[1] - MOVE_SEARCH,
+        shape.w + 2 * MOVE_SEARCH,
+        shape.h + 2 * MOVE_SEARCH,
+    ).within(fmt.width, fmt.height)
+    if search.h < shape.h or search.w < shape.w:
         return None
-    scores = cv2.matchTemplate(window, own.astype(np.float32), cv2.TM_CCOEFF_NORMED)
+    window = _edges(ys[det.first_sample : det.last_sample + 1], search)
+    scores = cv2.matchTemplate(window, own, cv2.TM_CCOEFF_NORMED)
     _lo, best, _at, (bx, by) = cv2.minMaxLoc(scores)
     if best < MOVE_MATCH:
         return None
-    dx, dy = x0 + bx - shape.x, y0 + by - shape.y
+    dx, dy = search.x + bx - shape.x, search.y + by - shape.y
     box = home.box
     # the home matte at luma resolution, moved, in an even-aligned box that holds it
     up = [home.alpha_y, home.a_y, *(_double(c, (box.h, box.w)) for c in (home.a_u, home.a_v))]
-    tx, ty = box.x + dx, box.y + dy
-    bx0, by0 = max(0, tx - tx % 2), max(0, ty - ty % 2)
-    bx1, by1 = min(fmt.width, tx + box.w), min(fmt.height, ty + box.h)
-    bx1, by1 = min(fmt.width, bx1 + (bx1 - bx0) % 2), min(fmt.height, by1 + (by1 - by0) % 2)
-    if bx1 - bx0 < 4 or by1 - by0 < 4 or (bx1 - bx0) % 2 or (by1 - by0) % 2:
+    moved_box = box.moved(dx, dy)
+    inside = moved_box.within(fmt.width, fmt.height)
+    new = expand_box(inside, 0, fmt.width, fmt.height)
+    if new.w < 4 or new.h < 4 or new.w % 2 or new.h % 2:
         return None
-    new = Box(bx0, by0, bx1 - bx0, by1 - by0)
     planes = []
     for plane in up:
         canvas = np.zeros((new.h, new.w), np.float32)
-        sy0, sx0 = max(0, new.y - ty), max(0, new.x - tx)
-        sy1, sx1 = min(box.h, new.y + new.h - ty), min(box.w, new.x + new.w - tx)
-        canvas[ty + sy0 - new.y : ty + sy1 - new.y, tx + sx0 - new.x : tx + sx1 - new.x] = plane[
-            sy0:sy1, sx0:sx1
+        canvas[
+            inside.y - new.y : inside.y - new.y + inside.h,
+            inside.x - new.x : inside.x - new.x + inside.w,
+        ] = plane[
+            inside.y - moved_box.y : inside.y - moved_box.y + inside.h,
+            inside.x - moved_box.x : inside.x - moved_box.x + inside.w,
         ]
         planes.append(canvas)
     alpha_y, a_y, a_u, a_v = planes
@@ -366,6 +362,16 @@ def _moved_matte(
         if home.reference is None
         else _median_of(ys[sl], us[sl], vs[sl], new).numpy(),
     )
+
+
+def _edges(ys: np.ndarray, box: Box) -> np.ndarray:
+    """|∇| of the temporal median of sampled luma `ys` (T, H, W) inside `box`, as over the
+    whole frame (one pixel of context each side where the frame has it)."""
+    h, w = ys.shape[1:]
+    x0, y0 = max(0, box.x - 1), max(0, box.y - 1)
+    x1, y1 = min(w, box.x + box.w + 1), min(h, box.y + box.h + 1)
+    grad = gradient_magnitude(np.median(ys[:, y0:y1, x0:x1], axis=0))
+    return grad[box.y - y0 : box.y - y0 + box.h, box.x - x0 : box.x - x0 + box.w]
 
 
 def _double(chroma: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
