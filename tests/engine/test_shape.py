@@ -132,3 +132,27 @@ def test_a_found_marks_pixels_that_damp_the_noise_are_not_taken_for_scenery() ->
     kept = _found_still_mark(marked, marked.copy(), ys)
     assert kept[ring].mean() > 0.9
     assert not kept[scenery].any()
+
+
+def test_a_scenery_line_beside_a_found_still_mark_is_dropped_but_not_its_strokes() -> None:
+    """A pillar's edge beside a logo (or a window frame's running down from its ring) shifts
+    levels like the mark but passes the picture's noise unchanged: the long thin group of
+    such pixels away from the damped ones is scenery. The mark's thin strokes damp the
+    noise and stay, and so does an undamped piece too short to be a line (a letter's
+    rim)."""
+    rng = np.random.default_rng(3)
+    ys = (120 + rng.normal(0, 2.0, (24, 80, 100))).astype(np.float32)
+    body = np.zeros((80, 100), bool)
+    body[10:40, 30:60] = True  # the logo
+    body[46:49, 30:90] = True  # a long thin stroke of it (a text's baseline)
+    ys[:, body] = 120 + rng.normal(0, 0.5, (24, int(body.sum())))  # damped: α about 0.75
+    line = np.zeros((80, 100), bool)
+    line[5:75, 20:22] = True  # a scenery edge 8 px left of the logo, its noise untouched
+    line[20:22, 22:30] = True  # ... touching the logo by a short arm
+    rim = np.zeros((80, 100), bool)
+    rim[12:30, 61:63] = True  # an undamped rim 18 px long, right beside the logo
+    marked = body | line | rim
+    kept = _found_still_mark(marked, np.zeros_like(marked), ys)
+    assert kept[body].all()
+    assert not kept[line & ~dilate(body, 3)].any()
+    assert kept[rim].all()
