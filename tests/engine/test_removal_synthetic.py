@@ -14,6 +14,7 @@ from gpu.probe import VideoInfo
 from gpu.regions import Box
 from gpu.removal import Matte, PreparedMatte
 from gpu.sampling import Samples
+from gpu.shape import dilate
 from gpu.video_io import FrameFormat
 from tests.engine.synth import blend, coverage, panning_frames, psnr, static_frames, text_mark
 
@@ -219,3 +220,39 @@ def test_a_jumping_mark_takes_the_matte_of_its_first_place_where_the_picture_sta
     assert canvases[0].max() > 0
     assert np.array_equal(canvases[1][dy:, dx:], canvases[0][: H - dy, : W - dx])
     assert mattes[1].method == mattes[0].method
+
+
+def test_an_opaque_marks_box_pixels_the_matte_sees_clear_of_it_are_not_filled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a user's box an opaque mark's support (its shape by level shift, with a rim) is
+    filled where the matte sees the mark; a part of the support the matte finds clear of
+    it (scenery the level shift flagged, here put in by hand) keeps the picture."""
+    import gpu.plan
+
+    clean = panning_frames(T)
+    stamp = text_mark(H, W, 1.0, "bottom-right")
+    ys = blend(clean, stamp).astype(np.uint8)
+    x, y, w, h = stamp.box
+    shape = gpu.plan._box_mask
+    # the box's pixels 2 or more from the letters (inside the O, between the letters)
+    patch = ~dilate(stamp.alpha[y : y + h, x : x + w] > 0, 2)
+
+    def with_scenery(median, box, crop):  # type: ignore[no-untyped-def]
+        return shape(median, box, crop) | patch
+
+    monkeypatch.setattr(gpu.plan, "_box_mask", with_scenery)
+    fmt = FrameFormat(W, H, b"YUV4MPEG2 W256 H144 F20:1 C420jpeg\n", full_range=False)
+    frames = np.full((len(ys), fmt.frame_bytes), 128, np.uint8)
+    fmt.planes(frames)[0][...] = ys
+    samples = Samples(frames=frames, indices=np.arange(len(ys)), fmt=fmt, clip_frames=len(ys))
+    info = VideoInfo(width=W, height=H, fps=20.0, frames=len(ys), duration_s=2.0, has_audio=False)
+    assert patch.sum() > 40
+    (matte,) = plan_marks(samples, info, explicit=Box(x, y, w, h))
+    assert matte.method == "invert+inpaint"
+    canvas = np.zeros((H, W), np.float32)
+    canvas[matte.box.y : matte.box.y + matte.box.h, matte.box.x : matte.box.x + matte.box.w] = (
+        matte.alpha_y
+    )
+    assert (canvas[stamp.alpha > 0.9] == 1.0).all()
+    assert (canvas[y : y + h, x : x + w][patch] < 0.5).all()
