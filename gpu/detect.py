@@ -490,21 +490,14 @@ def _candidates(
             "border": _border((x, y, bw, bh), h, w),
         }
         feats["edge_share"] = feats["strength"] / float(h * w)
+        place = Box(x * factor, y * factor, bw * factor, bh * factor)
+        wanted = keep_all or any(_overlap(place, d.box) > 0.3 for d in near)
+        if not wanted and not _may_score(feats):
+            continue  # no blend features could make it a mark (the costly part: a fill)
         feats.update(_blend_features(frames, comp, (x, y, bw, bh)))
         feats["score"] = _score(feats)
-        log.debug(
-            "candidate %s %s",
-            (x * factor, y * factor, bw * factor, bh * factor),
-            {k_: round(v, 2) for k_, v in feats.items()},
-        )
-        if (
-            feats["score"] < 1.0
-            and not keep_all
-            and not any(
-                _overlap(Box(x * factor, y * factor, bw * factor, bh * factor), d.box) > 0.3
-                for d in near
-            )
-        ):
+        log.debug("candidate %s %s", place.as_list(), {k_: round(v, 2) for k_, v in feats.items()})
+        if feats["score"] < 1.0 and not wanted:
             continue
         box, mask = _refine(full, (x, y, bw, bh), factor)
         if box is None:
@@ -882,13 +875,14 @@ def _blend_features(
     }
 
 
+def _may_score(f: dict[str, float]) -> bool:
+    """Whether a candidate's place and edges leave it a chance to score as a mark."""
+    return f["border"] <= BORDER_BAND and f.get("edge_share", MIN_EDGE_SHARE) >= MIN_EDGE_SHARE
+
+
 def _score(f: dict[str, float]) -> float:
     """≥ 1 means a mark: changes pass through scaled (semi-transparent) or stop at it (opaque)."""
-    if (
-        f["moving"] < MIN_MOVING_SHARE
-        or f["border"] > BORDER_BAND
-        or f.get("edge_share", MIN_EDGE_SHARE) < MIN_EDGE_SHARE
-    ):
+    if f["moving"] < MIN_MOVING_SHARE or not _may_score(f):
         return 0.0
     # a global exposure change also shrinks the change of darker scenery: then only an
     # additive offset (the αW of a light mark) tells a blend from a darker object
