@@ -40,7 +40,6 @@ class MatteEstimate:
     opacity: float
     moving_share: float  # share of the mark's pixels whose background changed enough to measure α
     confidence: float = 0.0  # mean confidence of the temporal estimate over the support
-    shift: np.ndarray | None = None  # |J − fill| level shift (luma levels), for still backgrounds
 
 
 def temporal_median(frames: torch.Tensor) -> torch.Tensor:
@@ -126,26 +125,14 @@ def estimate_matte(
     variation = around.pow(2)
     confidence = variation / (variation + STATIC_VARIANCE)
 
-    # level shift against the fill, and α from it for a white or black mark
-    # medians of the chroma at its own resolution, then brought up (the same values as the
-    # medians of the upsampled planes, at a quarter of the cost)
-    shift = [
-        temporal_median(y - fy),
-        *(_up(temporal_median(c - fc)[None], (h, w))[0] for c, fc in ((u, fu), (v, fv))),
-    ]
-    f_med = [temporal_median(fy), *(_up(temporal_median(fc)[None], (h, w))[0] for fc in (fu, fv))]
-    white, black = (255.0, 0.0) if full_range else (235.0, 16.0)
-    w_y = torch.where(
-        shift[0] >= 0, torch.full_like(shift[0], white), torch.full_like(shift[0], black)
-    )
-    targets = [w_y, torch.full_like(w_y, 128.0), torch.full_like(w_y, 128.0)]
-    num = torch.stack([d * (t - fm) for d, t, fm in zip(shift, targets, f_med, strict=True)]).sum(0)
-    den = torch.stack([(t - fm) ** 2 for t, fm in zip(targets, f_med, strict=True)]).sum(0)
-    alpha_s = (num / den.clamp(min=1.0)).clamp(0, 1)
-
     # without the user's word that a mark is here, a still pixel's level shift is no
     # evidence of a blend (scenery shifts too): only measured α counts then
-    alpha = confidence * alpha_t + (1 - confidence) * (alpha_s if still_prior else 0.0)
+    alpha_s = (
+        _level_shift_alpha((y, u, v), (fy, fu, fv), full_range)
+        if still_prior
+        else torch.zeros_like(alpha_t)
+    )
+    alpha = confidence * alpha_t + (1 - confidence) * alpha_s
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "matte: confidence %.2f alpha_t %.2f alpha_s %.2f (means over the support)",
@@ -173,5 +160,29 @@ def estimate_matte(
         opacity=opacity,
         moving_share=moving,
         confidence=float(confidence[sup].mean()) if bool(sup.any()) else 0.0,
-        shift=torch.stack(shift).abs().sum(0).cpu().numpy(),
     )
+
+
+def _level_shift_alpha(
+    planes: tuple[torch.Tensor, ...], fills: tuple[torch.Tensor, ...], full_range: bool
+) -> torch.Tensor:
+    """α from the level shift of the Y, U, V samples against their fills, for a white or
+    black mark (at luma resolution)."""
+    y, u, v = planes
+    fy, fu, fv = fills
+    h, w = y.shape[-2:]
+    # medians of the chroma at its own resolution, then brought up (the same values as the
+    # medians of the upsampled planes, at a quarter of the cost)
+    shift = [
+        temporal_median(y - fy),
+        *(_up(temporal_median(c - fc)[None], (h, w))[0] for c, fc in ((u, fu), (v, fv))),
+    ]
+    f_med = [temporal_median(fy), *(_up(temporal_median(fc)[None], (h, w))[0] for fc in (fu, fv))]
+    white, black = (255.0, 0.0) if full_range else (235.0, 16.0)
+    w_y = torch.where(
+        shift[0] >= 0, torch.full_like(shift[0], white), torch.full_like(shift[0], black)
+    )
+    targets = [w_y, torch.full_like(w_y, 128.0), torch.full_like(w_y, 128.0)]
+    num = torch.stack([d * (t - fm) for d, t, fm in zip(shift, targets, f_med, strict=True)]).sum(0)
+    den = torch.stack([(t - fm) ** 2 for t, fm in zip(targets, f_med, strict=True)]).sum(0)
+    return (num / den.clamp(min=1.0)).clamp(0, 1)
