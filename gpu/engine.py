@@ -80,7 +80,12 @@ def _picture_length(path: str | os.PathLike[str], info: VideoInfo, limits: Limit
     counted = count_video_frames(path)
     if not counted:
         return info
-    return replace(info, frames=counted, duration_s=min(info.duration_s, counted / info.fps))
+    return replace(
+        info,
+        frames=counted,
+        frames_counted=True,
+        duration_s=min(info.duration_s, counted / info.fps),
+    )
 
 
 def process(

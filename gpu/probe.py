@@ -46,6 +46,8 @@ class VideoInfo:
     pix_fmt: str = ""
     audio_codecs: tuple[str, ...] = ()
     color: dict[str, str] = field(default_factory=dict)  # range/space/primaries/trc when tagged
+    #: `frames` was counted by demuxing the video stream (count_video_frames), not estimated
+    frames_counted: bool = False
 
 
 def ffmpeg_exe() -> str:

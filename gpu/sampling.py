@@ -45,13 +45,13 @@ def sample_frames(
     them (decoding only those is far cheaper), otherwise evenly spaced decoded frames."""
     frame_bytes = info.width * info.height * 3 // 2
     cap = max(8, min(max_samples, MAX_SAMPLE_BYTES // max(frame_bytes, 1)))
-    if info.has_audio:
+    if info.has_audio and not info.frames_counted:
         # the strided routes place their samples by the clip's frame count; with audio the
         # container's duration may be the audio's, longer than the picture (a moving mark's
         # time ranges landed seconds late on such a clip)
         counted = count_video_frames(path)
         if counted:
-            info = replace(info, frames=counted)
+            info = replace(info, frames=counted, frames_counted=True)
     samples = _sampled(path, info, cap)
     samples.clip_frames = info.frames
     return samples

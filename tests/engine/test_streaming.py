@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gpu.engine
+import gpu.sampling
 from core.errors import VideoTooLarge
 from gpu.engine import Limits, process
-from gpu.probe import ffmpeg_exe, probe_video
+from gpu.probe import count_video_frames, ffmpeg_exe, probe_video
 from gpu.sampling import _decoded_samples, _strided_samples, sample_frames
 from gpu.video_io import EncoderSettings, FrameReader, FrameWriter
 from tests.media import make_clip
@@ -170,15 +173,28 @@ def test_progress_runs_to_the_end_of_the_picture_when_the_audio_runs_longer(
     assert max(v for v in seen if v < 1.0) > 0.95  # was 0.43: 60 of the 160 frames expected
 
 
-def test_the_duration_limit_is_judged_on_the_picture_not_on_longer_sound(tmp_path: Path) -> None:
+def test_the_duration_limit_is_judged_on_the_picture_not_on_longer_sound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """8 s of sound over 3 s of picture is a 3 s job: a 5 s limit lets it through (the
-    container's duration, the sound's, would refuse it) and a 2 s limit still refuses it."""
+    container's duration, the sound's, would refuse it) and a 2 s limit still refuses it.
+    The picture's frames are counted once (a demux), for the limit and the samples both."""
     src = _sound_outlasting_picture(tmp_path / "long_audio.mp4")
     assert probe_video(src).duration_s > 5
+    counts: list[int | None] = []
+
+    def counting(path: str | os.PathLike[str]) -> int | None:
+        counts.append(count_video_frames(path))
+        return counts[-1]
+
+    # the frames counted for the limit are the ones the samples are placed by: one demux
+    monkeypatch.setattr(gpu.engine, "count_video_frames", counting)
+    monkeypatch.setattr(gpu.sampling, "count_video_frames", counting)
     report = process(
         src, tmp_path / "ok.mp4", {"region": "8,8,32,24"}, limits=Limits(max_duration_s=5)
     )
     assert report["frames"] == 60
+    assert counts == [60]
     with pytest.raises(VideoTooLarge, match="lasts 3 s"):
         process(src, tmp_path / "no.mp4", {"region": "8,8,32,24"}, limits=Limits(max_duration_s=2))
     assert not (tmp_path / "no.mp4").exists()
