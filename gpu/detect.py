@@ -401,14 +401,8 @@ def _could_be_part(d: Detection) -> bool:
     return d.features.get("moving", 0.0) < MIN_MOVING_SHARE or d.features.get("ratio", 1.0) <= 0.9
 
 
-def _union(a: Box, b: Box) -> Box:
-    """The smallest box holding both."""
-    x0, y0 = min(a.x, b.x), min(a.y, b.y)
-    return Box(x0, y0, max(a.x + a.w, b.x + b.w) - x0, max(a.y + a.h, b.y + b.h) - y0)
-
-
 def _joined_area(a: Detection, b: Detection) -> int:
-    return _union(a.box, b.box).area
+    return a.box.union(b.box).area
 
 
 def _near(a: Box, b: Box, gap: int) -> bool:
@@ -433,7 +427,7 @@ def _overlap(a: Box, b: Box) -> float:
 
 
 def _merge(track: Detection, det: Detection) -> None:
-    box = _union(track.box, det.box)
+    box = track.box.union(det.box)
     mask = np.zeros((box.h, box.w), bool)
     for d in (track, det):
         mask[

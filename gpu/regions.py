@@ -45,6 +45,13 @@ class Box:
         h = min(self.y + self.h, other.y + other.h) - max(self.y, other.y)
         return max(0, w) * max(0, h)
 
+    def union(self, other: Box) -> Box:
+        """The smallest box holding this one and `other`."""
+        x0, y0 = min(self.x, other.x), min(self.y, other.y)
+        x1 = max(self.x + self.w, other.x + other.w)
+        y1 = max(self.y + self.h, other.y + other.h)
+        return Box(x0, y0, x1 - x0, y1 - y0)
+
     def moved(self, dx: int, dy: int) -> Box:
         return Box(self.x + dx, self.y + dy, self.w, self.h)
 

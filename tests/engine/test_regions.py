@@ -56,3 +56,13 @@ def test_box_is_clipped_to_the_frame_and_outside_boxes_refused() -> None:
     assert region_box("90,40,50,50", 100, 60) == Box(90, 40, 10, 20)
     with pytest.raises(BadRegion):
         region_box("100,10,5,5", 100, 60)
+
+
+def test_box_geometry() -> None:
+    """The box arithmetic detection and the moved mattes rely on."""
+    a, b = Box(10, 20, 30, 40), Box(35, 50, 20, 30)
+    assert a.union(b) == Box(10, 20, 45, 60) == b.union(a)
+    assert a.shared_area(b) == 5 * 10 == b.shared_area(a)
+    assert a.shared_area(Box(100, 100, 5, 5)) == 0
+    assert a.moved(-15, 5) == Box(-5, 25, 30, 40)
+    assert a.moved(-15, 5).within(100, 50) == Box(0, 25, 25, 25)
