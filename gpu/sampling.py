@@ -52,9 +52,7 @@ def sample_frames(
         counted = count_video_frames(path)
         if counted:
             info = replace(info, frames=counted, frames_counted=True)
-    samples = _sampled(path, info, cap)
-    samples.clip_frames = info.frames
-    return samples
+    return replace(_sampled(path, info, cap), clip_frames=info.frames)
 
 
 def _sampled(path: str | os.PathLike[str], info: VideoInfo, cap: int) -> Samples:
