@@ -16,14 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
-from gpu.probe import VideoInfo, count_video_frames, probe_video
+from gpu.probe import VideoInfo, probe_video, with_counted_frames
 from gpu.regions import CORNERS, Box, parse_region, region_box
 from gpu.video_io import (
     EncoderSettings,
@@ -77,15 +77,7 @@ def _picture_length(path: str | os.PathLike[str], info: VideoInfo, limits: Limit
     a 5-minute video with 12 minutes of audio is a 5-minute job."""
     if not info.has_audio or info.duration_s <= limits.max_duration_s or info.fps <= 0:
         return info
-    counted = count_video_frames(path)
-    if not counted:
-        return info
-    return replace(
-        info,
-        frames=counted,
-        frames_counted=True,
-        duration_s=min(info.duration_s, counted / info.fps),
-    )
+    return with_counted_frames(path, info)
 
 
 def process(

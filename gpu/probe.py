@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -67,6 +67,16 @@ def count_video_frames(path: str | os.PathLike[str]) -> int | None:
         return None
     counts = re.findall(r"^frame=(\d+)$", out.stdout, re.MULTILINE)
     return int(counts[-1]) if counts and int(counts[-1]) > 0 else None
+
+
+def with_counted_frames(path: str | os.PathLike[str], info: VideoInfo) -> VideoInfo:
+    """`info` with the video stream's frames counted (count_video_frames) and, where the
+    frame rate is known, the picture's own duration; unchanged when ffmpeg cannot tell."""
+    counted = count_video_frames(path)
+    if not counted:
+        return info
+    duration = min(info.duration_s, counted / info.fps) if info.fps > 0 else info.duration_s
+    return replace(info, frames=counted, frames_counted=True, duration_s=duration)
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from core.errors import NotAVideo
-from gpu.probe import VideoInfo, count_video_frames
+from gpu.probe import VideoInfo, with_counted_frames
 from gpu.video_io import FrameFormat, FrameReader
 
 MAX_SAMPLES = 48
@@ -49,9 +49,7 @@ def sample_frames(
         # the strided routes place their samples by the clip's frame count; with audio the
         # container's duration may be the audio's, longer than the picture (a moving mark's
         # time ranges landed seconds late on such a clip)
-        counted = count_video_frames(path)
-        if counted:
-            info = replace(info, frames=counted, frames_counted=True)
+        info = with_counted_frames(path, info)
     return replace(_sampled(path, info, cap), clip_frames=info.frames)
 
 

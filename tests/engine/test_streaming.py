@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gpu.engine
-import gpu.sampling
+import gpu.probe
 from core.errors import VideoTooLarge
 from gpu.engine import Limits, process
 from gpu.probe import count_video_frames, ffmpeg_exe, probe_video
@@ -188,8 +187,7 @@ def test_the_duration_limit_is_judged_on_the_picture_not_on_longer_sound(
         return counts[-1]
 
     # the frames counted for the limit are the ones the samples are placed by: one demux
-    monkeypatch.setattr(gpu.engine, "count_video_frames", counting)
-    monkeypatch.setattr(gpu.sampling, "count_video_frames", counting)
+    monkeypatch.setattr(gpu.probe, "count_video_frames", counting)
     report = process(
         src, tmp_path / "ok.mp4", {"region": "8,8,32,24"}, limits=Limits(max_duration_s=5)
     )
