@@ -196,6 +196,27 @@ def test_push_pull_fills_a_hole_smoothly_from_its_surroundings() -> None:
     assert float((filled - ramp)[..., 10:20, 20:40].abs().mean()) < 6.0
 
 
+def _sampled(ys: np.ndarray) -> tuple[Samples, VideoInfo]:
+    """Luma frames (T, H, W) as the engine's samples of a 20 fps clip (grey chroma)."""
+    fmt = FrameFormat(W, H, b"YUV4MPEG2 W256 H144 F20:1 C420jpeg\n", full_range=False)
+    frames = np.full((len(ys), fmt.frame_bytes), 128, np.uint8)
+    fmt.planes(frames)[0][...] = ys
+    samples = Samples(frames=frames, indices=np.arange(len(ys)), fmt=fmt, clip_frames=len(ys))
+    info = VideoInfo(
+        width=W, height=H, fps=20.0, frames=len(ys), duration_s=len(ys) / 20.0, has_audio=False
+    )
+    return samples, info
+
+
+def _alpha_on_frame(matte: Matte) -> np.ndarray:
+    """A matte's luma α placed in a whole frame."""
+    canvas = np.zeros((H, W), np.float32)
+    canvas[matte.box.y : matte.box.y + matte.box.h, matte.box.x : matte.box.x + matte.box.w] = (
+        matte.alpha_y
+    )
+    return canvas
+
+
 def test_a_jumping_mark_takes_the_matte_of_its_first_place_where_the_picture_stands_still() -> None:
     """Under the mark's second place nothing moves, so α cannot be measured there; it is the
     same mark as at its first place, whose matte (measured where the picture moved) is moved
@@ -204,18 +225,10 @@ def test_a_jumping_mark_takes_the_matte_of_its_first_place_where_the_picture_sta
     clean[32:, H // 2 :, W // 2 :] = clean[32, H // 2 :, W // 2 :]  # a parked car, say
     first, second = text_mark(H, W, 0.6, "top-left"), text_mark(H, W, 0.6, "bottom-right")
     ys = np.concatenate([blend(clean[:32], first), blend(clean[32:], second)])
-    fmt = FrameFormat(W, H, b"YUV4MPEG2 W256 H144 F20:1 C420jpeg\n", full_range=False)
-    frames = np.full((len(ys), fmt.frame_bytes), 128, np.uint8)
-    fmt.planes(frames)[0][...] = ys
-    samples = Samples(frames=frames, indices=np.arange(len(ys)), fmt=fmt, clip_frames=len(ys))
-    info = VideoInfo(width=W, height=H, fps=20.0, frames=len(ys), duration_s=3.2, has_audio=False)
+    samples, info = _sampled(ys)
     mattes = sorted(plan_marks(samples, info), key=lambda m: m.start_frame)
     assert [(m.start_frame, m.end_frame) for m in mattes] == [(0, 32), (32, None)]
-    canvases = []
-    for m in mattes:
-        canvas = np.zeros((H, W), np.float32)
-        canvas[m.box.y : m.box.y + m.box.h, m.box.x : m.box.x + m.box.w] = m.alpha_y
-        canvases.append(canvas)
+    canvases = [_alpha_on_frame(m) for m in mattes]
     dx, dy = second.box[0] - first.box[0], second.box[1] - first.box[1]
     assert canvases[0].max() > 0
     assert np.array_equal(canvases[1][dy:, dx:], canvases[0][: H - dy, : W - dx])
@@ -242,17 +255,10 @@ def test_an_opaque_marks_box_pixels_the_matte_sees_clear_of_it_are_not_filled(
         return shape(median, box, crop) | patch
 
     monkeypatch.setattr(gpu.plan, "_box_mask", with_scenery)
-    fmt = FrameFormat(W, H, b"YUV4MPEG2 W256 H144 F20:1 C420jpeg\n", full_range=False)
-    frames = np.full((len(ys), fmt.frame_bytes), 128, np.uint8)
-    fmt.planes(frames)[0][...] = ys
-    samples = Samples(frames=frames, indices=np.arange(len(ys)), fmt=fmt, clip_frames=len(ys))
-    info = VideoInfo(width=W, height=H, fps=20.0, frames=len(ys), duration_s=2.0, has_audio=False)
+    samples, info = _sampled(ys)
     assert patch.sum() > 40
     (matte,) = plan_marks(samples, info, explicit=Box(x, y, w, h))
     assert matte.method == "invert+inpaint"
-    canvas = np.zeros((H, W), np.float32)
-    canvas[matte.box.y : matte.box.y + matte.box.h, matte.box.x : matte.box.x + matte.box.w] = (
-        matte.alpha_y
-    )
+    canvas = _alpha_on_frame(matte)
     assert (canvas[stamp.alpha > 0.9] == 1.0).all()
     assert (canvas[y : y + h, x : x + w][patch] < 0.5).all()
