@@ -29,6 +29,8 @@ _STREAM = re.compile(
 _SIZE = re.compile(r"(?<![\w.])(\d{1,6})x(\d{1,6})(?![\w.])")
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
+#: the demuxer ffmpeg chose: image demuxers are `image2` and `<codec>_pipe`
+_CONTAINER = re.compile(r"^Input #0, ([\w,]+), from ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ def parse_banner(text: str) -> VideoInfo:
         )
     if "input #0" not in lowered:
         raise NotAVideo("this file is not a video ffmpeg can read")
+    container = _CONTAINER.search(text)
+    if container and (container.group(1) == "image2" or container.group(1).endswith("_pipe")):
+        # one picture (PNG, JPEG, WebP, BMP...): there is no clip to find a mark in
+        raise NotAVideo("this file is a still image, not a video")
     video: str | None = None
     video_side: list[str] = []
     audio_codecs: list[str] = []

@@ -458,13 +458,25 @@ def decoder_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 4)
 
 
+#: pixel formats of RGB pictures (and paletted ones, whose palette is RGB)
+_RGB_FORMATS = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr", "x2rgb", "x2bgr", "pal")
+
+
 def color_args(info: VideoInfo, full_range: bool) -> list[str]:
-    """ffmpeg output options that keep the source's colour tags."""
-    args = ["-color_range", "pc" if full_range or info.color.get("range") == "pc" else "tv"]
+    """ffmpeg output options that keep the source's colour tags.
+
+    An RGB source (PNG or QuickTime Animation screen recordings, GIFs, RGB H.264) reaches
+    the encoder as the decoder converted it: YUV by the BT.601 matrix, in limited range
+    unless the frames say otherwise, whatever its own tags say (`pc`, `gbr`: the latter
+    is no YUV matrix at all, and x264 refused it)."""
+    rgb = info.color.get("space") == "gbr" or info.pix_fmt.startswith(_RGB_FORMATS)
+    source_full = info.color.get("range") == "pc" and not rgb
+    args = ["-color_range", "pc" if full_range or source_full else "tv"]
+    tags = {**info.color, "space": "smpte170m"} if rgb else info.color
     names = {"space": "-colorspace", "primaries": "-color_primaries", "trc": "-color_trc"}
     for key, flag in names.items():
-        value = info.color.get(key)
-        if value and value != "unknown" and value.replace("-", "").isalnum():
+        value = tags.get(key)
+        if value and value not in ("unknown", "gbr") and value.replace("-", "").isalnum():
             args += [flag, value]
     return args
 

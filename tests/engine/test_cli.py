@@ -147,6 +147,13 @@ def _no_video(tmp_path: Path) -> Path:
     return path
 
 
+def _ffmpeg_lavfi(path: Path, source: str, *args: str) -> Path:
+    """A file made by ffmpeg from a lavfi source with these output options."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source, *args, str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "extra", "words"),
     [
@@ -161,6 +168,16 @@ def _no_video(tmp_path: Path) -> Path:
         (_truncated, [], "truncated"),
         (_no_video, [], "no video"),
         (
+            lambda p: _ffmpeg_lavfi(p / "photo.png", "testsrc2=size=96x64", "-frames:v", "1"),
+            [],
+            "still image",
+        ),
+        (
+            lambda p: _ffmpeg_lavfi(p / "photo.jpg", "testsrc2=size=96x64", "-frames:v", "1"),
+            [],
+            "still image",
+        ),
+        (
             lambda p: make_clip(p / "big.mp4", size="320x240", audio=False),
             ["--max-size", "200"],
             "largest",
@@ -171,7 +188,16 @@ def _no_video(tmp_path: Path) -> Path:
             "longest",
         ),
     ],
-    ids=["zero-bytes", "text", "truncated", "no-video-stream", "too-large", "too-long"],
+    ids=[
+        "zero-bytes",
+        "text",
+        "truncated",
+        "no-video-stream",
+        "png-image",
+        "jpeg-image",
+        "too-large",
+        "too-long",
+    ],
 )
 def test_bad_input_fails_clearly_and_leaves_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], make, extra, words: str
@@ -234,3 +260,33 @@ def test_audio_that_mp4_cannot_hold_is_reencoded_to_aac_and_reported(tmp_path: P
     report = process(src, tmp_path / "out.mp4", {"region": "0,0,16,16"})
     assert report["audio"] == "aac" and "pcm_s16le" in report["note_audio"]
     assert probe_video(tmp_path / "out.mp4").audio_codecs == ("aac",)
+
+
+@pytest.mark.parametrize("codec", ["png", "libx264rgb"])
+def test_rgb_video_comes_out_in_its_own_colours(tmp_path: Path, codec: str) -> None:
+    """A screen recording kept in RGB (PNG in MOV, RGB H.264) is tagged full range with no
+    YUV matrix; the output is the YUV the decoder made of it, tagged as such, and plays
+    back in the source's colours (the encoder used to refuse the copied tags)."""
+    src = _ffmpeg_lavfi(
+        tmp_path / "screen.mov", "color=c=0x2050E0:size=96x64:rate=10", "-t", "1", "-c:v", codec
+    )
+    assert probe_video(src).color.get("space") == "gbr"
+    out = tmp_path / "out.mp4"
+    assert main(["remove", str(src), "-o", str(out)]) == 0
+    info = probe_video(out)
+    assert (info.pix_fmt, info.color.get("range"), info.color.get("space")) == (
+        "yuv420p",
+        "tv",
+        "smpte170m",
+    )
+    rgb = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(out), "-frames:v", "1"]
+        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    centre = 3 * (32 * 96 + 48)
+    assert (
+        max(abs(a - b) for a, b in zip(rgb[centre : centre + 3], (0x20, 0x50, 0xE0), strict=True))
+        <= 3
+    )
