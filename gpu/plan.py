@@ -417,14 +417,17 @@ def _reference(
 
 
 def _box_mask(median: Any, box: Box, crop: Box) -> np.ndarray:
-    """The mark's pixels inside its box, from the temporal median of `crop` (the box grown
-    by MARGIN): its level shift against the picture around it (gpu.shape), with a
-    one-pixel rim for its anti-aliased edge."""
-    region = _within(box, crop, (crop.h, crop.w))
-    found = mark_shape(median, region)
-    found = dilate(found, 1) & region
+    """The mark's pixels inside its box, (box.h, box.w): `_shape_in` cut to the box."""
     oy, ox = box.y - crop.y, box.x - crop.x
-    return found[oy : oy + box.h, ox : ox + box.w]
+    return _shape_in(median, box, crop)[oy : oy + box.h, ox : ox + box.w]
+
+
+def _shape_in(median: Any, box: Box, crop: Box) -> np.ndarray:
+    """The mark's pixels inside `box`, as a mask of `crop` (the box grown by MARGIN, whose
+    temporal median is `median`): their level shift against the picture around them
+    (gpu.shape), with a one-pixel rim for the anti-aliased edge."""
+    region = _within(box, crop, (crop.h, crop.w))
+    return dilate(mark_shape(median, region), 1) & region
 
 
 def _damped(ys: np.ndarray, marked: np.ndarray) -> np.ndarray:
@@ -445,16 +448,10 @@ def _level_shifted(median: Any, det: Detection, crop: Box, support: np.ndarray) 
     asl/opencv/1.0's box takes the left of its ring (cover 0.96 -> 1.00); asl/opencv/0.3,
     outside the box -0.31 -> -0.01 dB against the plain re-encode (its box no longer takes
     17 px of scenery on its left); the other still finds within 0.1 dB."""
-    oy, ox = det.box.y - crop.y, det.box.x - crop.x
-    marked = np.zeros_like(support)
-    marked[oy : oy + det.box.h, ox : ox + det.box.w] = _box_mask(median, det.box, crop)
-    marked &= dilate(support, 3)
+    marked = _shape_in(median, det.box, crop) & dilate(support, 3)
     near = _open_sides(det, crop, FOUND_REACH)
     if near != det.box:
-        ny, nx = near.y - crop.y, near.x - crop.x
-        grown = np.zeros_like(support)
-        grown[ny : ny + near.h, nx : nx + near.w] = _box_mask(median, near, crop)
-        beyond = grown & ~_within(det.box, crop, support.shape)
+        beyond = _shape_in(median, near, crop) & ~_within(det.box, crop, support.shape)
         _count, labels = cv2.connectedComponents((marked | beyond).astype(np.uint8), connectivity=8)
         marked |= beyond & np.isin(labels, np.unique(labels[marked]))
     return marked
