@@ -139,19 +139,15 @@ def _truncated(tmp_path: Path) -> Path:
     return cut
 
 
-def _no_video(tmp_path: Path) -> Path:
-    path = tmp_path / "sound.m4a"
-    subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(path)], check=True
-    )
-    return path
-
-
 def _ffmpeg_lavfi(path: Path, source: str, *args: str) -> Path:
     """A file made by ffmpeg from a lavfi source with these output options."""
     cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source, *args, str(path)]
     subprocess.run(cmd, check=True)
     return path
+
+
+def _no_video(tmp_path: Path) -> Path:
+    return _ffmpeg_lavfi(tmp_path / "sound.m4a", "sine=d=1")
 
 
 @pytest.mark.parametrize(
