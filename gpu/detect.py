@@ -334,10 +334,7 @@ def _shifted(
     `size`, over the samples of `span`."""
     moved = det.box.moved(*shift)
     box = moved.within(size[1], size[0])
-    mask = det.mask[
-        box.y - moved.y : box.y - moved.y + box.h, box.x - moved.x : box.x - moved.x + box.w
-    ]
-    return Detection(box, mask, span[0], span[1], det.score)
+    return Detection(box, det.mask[box.slices_in(moved)], span[0], span[1], det.score)
 
 
 def _relay(runs: list[Detection], total: int) -> list[Detection]:
@@ -430,9 +427,7 @@ def _merge(track: Detection, det: Detection) -> None:
     box = track.box.union(det.box)
     mask = np.zeros((box.h, box.w), bool)
     for d in (track, det):
-        mask[
-            d.box.y - box.y : d.box.y - box.y + d.box.h, d.box.x - box.x : d.box.x - box.x + d.box.w
-        ] |= d.mask
+        mask[d.box.slices_in(box)] |= d.mask
     track.box, track.mask = box, mask
     track.first_sample = min(track.first_sample, det.first_sample)
     track.last_sample = max(track.last_sample, det.last_sample)

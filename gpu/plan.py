@@ -130,11 +130,11 @@ def plan_marks(
     for det in detections:
         crop = expand_box(det.box, MARGIN, fmt.width, fmt.height)
         support = np.zeros((crop.h, crop.w), dtype=bool)
-        oy, ox = det.box.y - crop.y, det.box.x - crop.x
-        support[oy : oy + det.box.h, ox : ox + det.box.w] = det.mask
+        in_crop = det.box.slices_in(crop)
+        support[in_crop] = det.mask
         if explicit is None:
             # a detection joined from parts: take every part of the mark inside its final box
-            support[oy : oy + det.box.h, ox : ox + det.box.w] |= mark_mask_in_box(
+            support[in_crop] |= mark_mask_in_box(
                 ys[det.first_sample : det.last_sample + 1], det.box
             )
         sl = slice(det.first_sample, det.last_sample + 1)
@@ -345,13 +345,7 @@ def _moved_matte(
     planes = []
     for plane in up:
         canvas = np.zeros((new.h, new.w), np.float32)
-        canvas[
-            inside.y - new.y : inside.y - new.y + inside.h,
-            inside.x - new.x : inside.x - new.x + inside.w,
-        ] = plane[
-            inside.y - moved_box.y : inside.y - moved_box.y + inside.h,
-            inside.x - moved_box.x : inside.x - moved_box.x + inside.w,
-        ]
+        canvas[inside.slices_in(new)] = plane[inside.slices_in(moved_box)]
         planes.append(canvas)
     alpha_y, a_y, a_u, a_v = planes
     alpha_c = _mean_half(alpha_y)
@@ -418,8 +412,7 @@ def _reference(
 
 def _box_mask(median: Any, box: Box, crop: Box) -> np.ndarray:
     """The mark's pixels inside its box, (box.h, box.w): `_shape_in` cut to the box."""
-    oy, ox = box.y - crop.y, box.x - crop.x
-    return _shape_in(median, box, crop)[oy : oy + box.h, ox : ox + box.w]
+    return _shape_in(median, box, crop)[box.slices_in(crop)]
 
 
 def _shape_in(median: Any, box: Box, crop: Box) -> np.ndarray:
@@ -585,7 +578,7 @@ def _crossing_scenery(
 
 def _within(box: Box, crop: Box, shape: tuple[int, ...]) -> np.ndarray:
     inside = np.zeros(shape[:2], bool)
-    inside[box.y - crop.y : box.y - crop.y + box.h, box.x - crop.x : box.x - crop.x + box.w] = True
+    inside[box.slices_in(crop)] = True
     return inside
 
 

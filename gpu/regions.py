@@ -52,6 +52,11 @@ class Box:
         y1 = max(self.y + self.h, other.y + other.h)
         return Box(x0, y0, x1 - x0, y1 - y0)
 
+    def slices_in(self, outer: Box) -> tuple[slice, slice]:
+        """The rows and columns this box covers in an array that spans `outer`."""
+        y, x = self.y - outer.y, self.x - outer.x
+        return slice(y, y + self.h), slice(x, x + self.w)
+
     def moved(self, dx: int, dy: int) -> Box:
         return Box(self.x + dx, self.y + dy, self.w, self.h)
 

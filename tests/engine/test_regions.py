@@ -66,3 +66,4 @@ def test_box_geometry() -> None:
     assert a.shared_area(Box(100, 100, 5, 5)) == 0
     assert a.moved(-15, 5) == Box(-5, 25, 30, 40)
     assert a.moved(-15, 5).within(100, 50) == Box(0, 25, 25, 25)
+    assert a.slices_in(Box(4, 8, 50, 60)) == (slice(12, 52), slice(6, 36))
