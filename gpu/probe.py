@@ -26,7 +26,9 @@ _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM = re.compile(
     r"^\s*Stream #\d+:\d+(?:\[\w+\])?(?:\(\w+\))?: (Video|Audio|Subtitle|Data): (.*)$"
 )
-_SIZE = re.compile(r"(?<![\w.])(\d{1,6})x(\d{1,6})(?![\w.])")
+#: a picture size; a width never starts with 0, which keeps out codec tags written in hex
+#: such as MPEG-TS's `[2][0][0][0] / 0x0002` (MPEG-2) or `0x0024` (HEVC)
+_SIZE = re.compile(r"(?<![\w.])([1-9]\d{0,5})x(\d{1,6})(?![\w.])")
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 #: the demuxer ffmpeg chose: image demuxers are `image2` and `<codec>_pipe`

@@ -34,10 +34,9 @@ def _audio_packets(path: Path) -> list[str]:
         text=True,
         check=True,
     ).stdout
+    # stream, dts, pts, duration, size, md5 (then side data, as MPEG-TS's packets carry)
     return [
-        line.split(",")[-1].strip()
-        for line in out.splitlines()
-        if line and not line.startswith("#")
+        line.split(",")[5].strip() for line in out.splitlines() if line and not line.startswith("#")
     ]
 
 
@@ -114,6 +113,24 @@ def test_rotation_and_odd_frame_rate_are_kept(tmp_path: Path) -> None:
     info = probe_video(out)
     assert info.rotation == 90.0 and (info.width, info.height, info.fps) == (96, 64, 15.0)
     assert count_frames(out) == 15
+
+
+def test_mpeg_ts_broadcast_clip_is_read_with_its_size_and_sound(tmp_path: Path) -> None:
+    """MPEG-2 video and MP2 sound in a transport stream (TV recordings, camcorders): the
+    banner names the codec tags in hex (`0x0002`), which once read as a 0x2 picture."""
+    plain = make_clip(tmp_path / "plain.mp4", seconds=2, size="160x120", fps=10)
+    src = tmp_path / "in.ts"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(plain), "-c:v", "mpeg2video"]
+        + ["-c:a", "mp2", str(src)],
+        check=True,
+    )
+    out = tmp_path / "out.mp4"
+    assert main(["remove", str(src), "-o", str(out), "--region", "100,80,40,30"]) == 0
+    info = probe_video(out)
+    assert (info.width, info.height, info.fps) == (160, 120, 10.0)
+    assert count_frames(out) == count_frames(src) == 20
+    assert _audio_packets(out) == _audio_packets(src) and _audio_packets(src)
 
 
 def _truncated(tmp_path: Path) -> Path:

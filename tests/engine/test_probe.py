@@ -77,6 +77,20 @@ def test_banner_colour_tags_are_parsed() -> None:
     assert not info.has_audio
 
 
+@pytest.mark.parametrize(
+    "tags",
+    ["mpeg2video (Main) ([2][0][0][0] / 0x0002)", "hevc (Main 10) ([36][0][0][0] / 0x0024)"],
+)
+def test_hex_codec_tags_are_not_read_as_the_picture_size(tags: str) -> None:
+    text = (
+        "Input #0, mpegts, from 'x.ts':\n  Duration: 00:00:03.03, start: 1.4, bitrate: 1 kb/s\n"
+        f"  Stream #0:0[0x100]: Video: {tags}, yuv420p(tv, top first), 1280x720 [SAR 1:1 "
+        "DAR 16:9], 25 fps, 25 tbr, 90k tbn\n"
+    )
+    info = parse_banner(text)
+    assert (info.width, info.height, info.fps) == (1280, 720, 25.0)
+
+
 def test_shared_clips_probe_as_documented(shared_data: Path) -> None:
     info = probe_video(shared_data / "videos" / "asl-gesture-book.mkv")
     assert (info.width, info.height, info.pix_fmt, info.color.get("range")) == (
