@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region",
         default="auto",
-        help="auto (default), a box x,y,w,h in pixels, or top-left|top-right|bottom-left|bottom-right",
+        help="auto (default), a box x,y,w,h in pixels of the picture as shown, or top-left|top-right|bottom-left|bottom-right",
     )
     parser.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device"

@@ -24,7 +24,7 @@ import numpy as np
 
 from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
 from gpu.probe import VideoInfo, probe_video, with_counted_frames
-from gpu.regions import CORNERS, Box, parse_region, region_box
+from gpu.regions import CORNERS, Box, display_quarters, parse_region, region_box, shown_size
 from gpu.video_io import (
     EncoderSettings,
     FrameReader,
@@ -190,10 +190,11 @@ def process(
         raise NotAVideo("the video has no frames that can be decoded")
     report_progress(1.0, "done")
     fps = fmt.fps or info.fps
+    quarters, shown_w, shown_h = _as_shown(info, fmt)
     report: dict[str, Any] = {
         "regions": [
             {
-                "box": m.reported_box.as_list(),
+                "box": m.reported_box.turned(quarters, fmt.width, fmt.height).as_list(),
                 "opacity": round(float(m.opacity), 3),
                 "start_s": round(m.start_s, 3),
                 "end_s": round(m.end_s if m.end_s is not None else frames / fps if fps else 0.0, 3),
@@ -203,8 +204,8 @@ def process(
         ],
         "frames": frames,
         "fps": round(fps, 4),
-        "width": fmt.width,
-        "height": fmt.height,
+        "width": shown_w,
+        "height": shown_h,
         "duration_s": round(frames / fps, 3) if fps else info.duration_s,
         "device": str(torch_device.type),
         "audio": audio_mode,
@@ -226,6 +227,14 @@ def process(
     return report
 
 
+def _as_shown(info: VideoInfo, fmt: Any) -> tuple[int, int, int]:
+    """The quarter turns from the decoded picture to the picture as it is shown (a phone's
+    portrait video is stored on its side), and its size as shown: reports and the user's
+    regions are in that picture."""
+    quarters = display_quarters(info.rotation)
+    return (quarters, *shown_size(fmt.width, fmt.height, quarters))
+
+
 def _find_marks(samples: Any, info: VideoInfo, spec: Any, device: Any) -> list[Any]:
     """The marks to remove, each with its matte: found, or in the user's region."""
     from gpu.plan import plan_marks
@@ -234,7 +243,9 @@ def _find_marks(samples: Any, info: VideoInfo, spec: Any, device: Any) -> list[A
     explicit: Box | None = None
     corner: Box | None = None
     if spec is not None:
-        box = region_box(spec, fmt.width, fmt.height)
+        # the user names the place in the picture as it is shown; the frames are as stored
+        quarters, shown_w, shown_h = _as_shown(info, fmt)
+        box = region_box(spec, shown_w, shown_h).turned(-quarters, shown_w, shown_h)
         if spec in CORNERS:
             corner = box
         else:

@@ -60,11 +60,35 @@ class Box:
     def moved(self, dx: int, dy: int) -> Box:
         return Box(self.x + dx, self.y + dy, self.w, self.h)
 
+    def turned(self, quarters: int, width: int, height: int) -> Box:
+        """This box once its `width` × `height` frame is turned `quarters` quarter turns
+        clockwise (the frame is then height × width when `quarters` is odd)."""
+        quarters %= 4
+        if quarters == 1:
+            return Box(height - self.y - self.h, self.x, self.h, self.w)
+        if quarters == 2:
+            return Box(width - self.x - self.w, height - self.y - self.h, self.w, self.h)
+        if quarters == 3:
+            return Box(self.y, width - self.x - self.w, self.h, self.w)
+        return self
+
     def within(self, width: int, height: int) -> Box:
         """This box cut to a width × height frame."""
         x0, y0 = max(0, self.x), max(0, self.y)
         x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
         return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+
+def display_quarters(rotation: float) -> int:
+    """The clockwise quarter turns a player gives the decoded picture of a video whose
+    display matrix ffmpeg prints as `rotation of R degrees` (R = -90: a phone's portrait
+    video, stored on its side). Regions and reports are in the picture as it is shown."""
+    return round(-rotation / 90) % 4
+
+
+def shown_size(width: int, height: int, quarters: int) -> tuple[int, int]:
+    """The size a decoded `width` × `height` picture is shown at after `quarters` turns."""
+    return (height, width) if quarters % 2 else (width, height)
 
 
 def parse_region(text: str | None) -> str | None:

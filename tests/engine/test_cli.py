@@ -10,6 +10,7 @@ import pytest
 
 from core.cli import main
 from gpu.probe import ffmpeg_exe, probe_video
+from tests.engine.synth import blend, panning_frames, text_mark
 from tests.media import count_frames, make_clip
 
 
@@ -113,6 +114,37 @@ def test_rotation_and_odd_frame_rate_are_kept(tmp_path: Path) -> None:
     info = probe_video(out)
     assert info.rotation == 90.0 and (info.width, info.height, info.fps) == (96, 64, 15.0)
     assert count_frames(out) == 15
+
+
+def test_a_phone_portrait_video_is_judged_as_it_is_shown(tmp_path: Path) -> None:
+    """A phone stores a portrait video on its side with a display rotation: the corner the
+    user names, and the boxes and size in the report, are those of the picture as shown."""
+    frames = panning_frames(40)  # 144×256 as stored
+    stamp = text_mark(144, 256, 0.5, corner="top-right")  # shown at the bottom right
+    stored = tmp_path / "stored.mp4"
+    cmd = [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "gray"]
+    cmd += ["-s", "256x144", "-r", "10", "-i", "-", "-c:v", "libx264", "-crf", "12"]
+    subprocess.run(
+        [*cmd, "-pix_fmt", "yuv420p", str(stored)], input=blend(frames, stamp).tobytes(), check=True
+    )
+    portrait = tmp_path / "portrait.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-display_rotation", "-90", "-i", str(stored)]
+        + ["-c", "copy", str(portrait)],
+        check=True,
+    )
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    args = ["remove", str(portrait), "-o", str(out), "--region", "bottom-right"]
+    assert main([*args, "--report", str(report)]) == 0
+    facts = json.loads(report.read_text())
+    assert (facts["width"], facts["height"]) == (144, 256)
+    assert len(facts["regions"]) == 1
+    x, y, w, h = facts["regions"][0]["box"]
+    sx, sy, sw, sh = stamp.box
+    shown = (144 - sy - sh, sx, sh, sw)  # the stamp turned a quarter clockwise
+    assert x <= shown[0] and y <= shown[1]
+    assert x + w >= shown[0] + shown[2] and y + h >= shown[1] + shown[3]
+    assert probe_video(out).rotation == -90.0
 
 
 def test_mpeg_ts_broadcast_clip_is_read_with_its_size_and_sound(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import BadRegion
-from gpu.regions import Box, parse_region, region_box
+from gpu.regions import Box, display_quarters, parse_region, region_box, shown_size
 
 
 @pytest.mark.parametrize("text", [None, "", "auto", " AUTO "])
@@ -67,3 +67,23 @@ def test_box_geometry() -> None:
     assert a.moved(-15, 5) == Box(-5, 25, 30, 40)
     assert a.moved(-15, 5).within(100, 50) == Box(0, 25, 25, 25)
     assert a.slices_in(Box(4, 8, 50, 60)) == (slice(12, 52), slice(6, 36))
+
+
+@pytest.mark.parametrize(("rotation", "quarters"), [(0, 0), (-90, 1), (90, 3), (180, 2), (-180, 2)])
+def test_display_rotation_is_counted_in_clockwise_quarter_turns(
+    rotation: float, quarters: int
+) -> None:
+    assert display_quarters(rotation) == quarters
+
+
+def test_a_box_follows_its_frame_through_each_quarter_turn() -> None:
+    # a 20×10 box in the top-left corner of a 160×90 frame (ffmpeg's autorotation puts it
+    # at these places: checked with `-display_rotation` -90, 180 and 90)
+    box = Box(0, 0, 20, 10)
+    assert box.turned(1, 160, 90) == Box(80, 0, 10, 20)  # top-right of a 90×160 picture
+    assert box.turned(2, 160, 90) == Box(140, 80, 20, 10)  # bottom-right
+    assert box.turned(3, 160, 90) == Box(0, 140, 10, 20)  # bottom-left of 90×160
+    for quarters in range(4):
+        shown_w, shown_h = shown_size(160, 90, quarters)
+        shown = Box(7, 5, 30, 11).turned(quarters, 160, 90)
+        assert shown.turned(-quarters, shown_w, shown_h) == Box(7, 5, 30, 11)
