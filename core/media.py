@@ -6,7 +6,7 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
-#: bytes the sniffing below wants (MPEG-TS needs its second sync byte at 188)
+#: bytes the sniffing below wants (MPEG-TS needs its second sync byte at 188, M2TS at 196)
 SNIFF_BYTES = 512
 
 #: the first box of an MP4 / MOV / 3GP / M4V file (ISO BMFF and old QuickTime)
@@ -48,6 +48,8 @@ def video_container(head: bytes) -> str | None:
         return "gif"  # Telegram animations; ffmpeg decodes them like any clip
     if len(head) > 188 and head[0] == head[188] == 0x47:
         return "mpegts"
+    if len(head) > 196 and head[4] == head[196] == 0x47:
+        return "mpegts"  # M2TS (AVCHD camcorders' .MTS, Blu-ray): a 4-byte time before each packet
     return None
 
 

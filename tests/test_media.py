@@ -11,6 +11,7 @@ from core.media import looks_like_html, looks_like_video, safe_filename, video_c
         (b"RIFF\x00\x00\x00\x00AVI LIST", "avi"),
         (b"OggS\x00\x02", "ogg"),
         ((b"\x47" + bytes(187)) * 2, "mpegts"),
+        ((bytes(4) + b"\x47" + bytes(187)) * 2, "mpegts"),
     ],
 )
 def test_every_channel_recognises_the_same_containers(head: bytes, container: str) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from core.errors import StoreError
 from core.jobs import JobState, Source
+from tests.media import ffmpeg_exe
 from tests.webhooks.conftest import OTHER_KEY, Api, ApiFactory
 
 pytestmark = pytest.mark.redis
@@ -310,6 +312,21 @@ async def test_upload_is_streamed_to_storage_and_queued(api: Api, small_clip: Pa
     assert job.options == {"region": "10,10,40,20"}
     assert job.reply_to == {"callback_url": None, "metadata": {"a": 1}}
     assert [p.read_bytes() for p in _stored_files(api)] == [content]
+
+
+async def test_a_camcorders_mts_upload_is_taken(api: Api, small_clip: Path, tmp_path: Path) -> None:
+    """AVCHD camcorders write M2TS: transport-stream packets behind a 4-byte clock each."""
+    mts = tmp_path / "00001.MTS"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(small_clip), "-c", "copy", "-f", "mpegts"]
+        + ["-mpegts_m2ts_mode", "1", str(mts)],
+        check=True,
+    )
+    response = await api.client.post(
+        "/v1/jobs", data=_upload(mts.read_bytes(), filename=mts.name), headers=api.bearer()
+    )
+    assert response.status == 202, await response.text()
+    assert [p.read_bytes() for p in _stored_files(api)] == [mts.read_bytes()]
 
 
 async def test_upload_that_is_not_a_video_gets_422_and_nothing_is_stored(api: Api) -> None:
