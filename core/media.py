@@ -28,6 +28,20 @@ CONTENT_TYPES = {
 }
 
 
+#: file name extensions of videos (and Slack's `filetype` values for them): a file sent
+#: with no video content type is still taken under one of these names, then sniffed
+VIDEO_EXTENSIONS = frozenset(
+    {"mp4", "m4v", "mov", "qt", "webm", "mkv", "avi", "mpg", "mpeg", "3gp", "wmv", "flv"}
+    | {"ts", "mts", "m2ts"}
+)
+
+
+def has_video_extension(name: str | None) -> bool:
+    """Whether a file name ends in a video extension (VIDEO_EXTENSIONS, any case)."""
+    stem, dot, extension = (name or "").rpartition(".")
+    return bool(dot and stem) and extension.lower() in VIDEO_EXTENSIONS
+
+
 def video_container(head: bytes) -> str | None:
     """The video container the first bytes announce (a CONTENT_TYPES key), or None."""
     if len(head) >= 8 and head[4:8] in _QUICKTIME_ATOMS:

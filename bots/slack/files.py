@@ -5,29 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.media import safe_filename
+from core.media import VIDEO_EXTENSIONS, safe_filename
 
 __all__ = ["is_video", "needs_info", "safe_filename", "video_files"]
 
-#: Slack `filetype` values of videos (the `mimetype` is checked first)
-VIDEO_FILETYPES = frozenset(
-    {
-        "mp4",
-        "m4v",
-        "mov",
-        "qt",
-        "webm",
-        "mkv",
-        "avi",
-        "mpg",
-        "mpeg",
-        "3gp",
-        "wmv",
-        "flv",
-        "ts",
-        "mts",
-    }
-)
 #: file modes that carry no downloadable content (deleted, hidden by plan limits, …)
 UNAVAILABLE_MODES = frozenset({"tombstone", "hidden_by_limit", "external"})
 
@@ -39,7 +20,8 @@ def is_video(file: Mapping[str, Any]) -> bool:
     mimetype = str(file.get("mimetype") or "").lower()
     if mimetype.startswith("video/"):
         return True
-    return str(file.get("filetype") or "").lower() in VIDEO_FILETYPES
+    # Slack's `filetype` values of videos are their usual extensions
+    return str(file.get("filetype") or "").lower() in VIDEO_EXTENSIONS
 
 
 def needs_info(file: Mapping[str, Any]) -> bool:

@@ -5,20 +5,29 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bots.telegram import texts
 from bots.telegram.commands import OPS_COMMANDS, answer_ops_command
 from bots.telegram.intake import reply_to, take_video
-from bots.telegram.media import incoming_video
+from bots.telegram.media import incoming_video, is_video_document
 from core.deps import Deps
 
 logger = logging.getLogger(__name__)
 
 #: new messages only: an edited caption must not make a second job
 NEW_MESSAGES = filters.UpdateType.MESSAGE
-VIDEO_MESSAGES = NEW_MESSAGES & (filters.VIDEO | filters.ANIMATION | filters.Document.VIDEO)
+
+
+class _VideoDocument(filters.MessageFilter):
+    """A document that is a video by its type or, without one, by its name."""
+
+    def filter(self, message: Message) -> bool:
+        return message.document is not None and is_video_document(message.document)
+
+
+VIDEO_MESSAGES = NEW_MESSAGES & (filters.VIDEO | filters.ANIMATION | _VideoDocument())
 #: other files are answered in private chats only, so that groups are not spammed
 OTHER_FILES = NEW_MESSAGES & filters.ChatType.PRIVATE & (filters.Document.ALL | filters.PHOTO)
 #: plain words (or an unknown command) in a private chat get a pointer to /help
@@ -62,7 +71,7 @@ async def on_ops_command(
 
 
 async def on_video(deps: Deps, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A video, animation or video/* document."""
+    """A video, animation or video document."""
     message = update.effective_message
     if message is None:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from bots.telegram.webhook import TELEGRAM_WEBHOOK
 from core.deps import Deps
 from core.jobs import JobState, Source
+from tests.media import ffmpeg_exe
 from tests.telegram.conftest import HEADERS, SECRET
 from tests.telegram.fake_botapi import FakeBotApi
 from tests.telegram.updates import ADMIN_ID, USER_ID, command_update, video_update
@@ -119,6 +121,33 @@ async def test_video_document_and_animation_also_become_jobs(tg_client, fake_api
     jobs = await telegram_jobs(deps)
     assert sorted(job.reply_to["chat_id"] for job in jobs) == [-1001, USER_ID]
     assert {job.input_filename for job in jobs} == {"clip.mp4"}
+
+
+async def test_a_video_file_sent_without_a_video_type_becomes_a_job(
+    tg_client, fake_api, small_clip, tmp_path
+):
+    """A camcorder's .MTS often arrives as application/octet-stream: its name and then its
+    bytes (M2TS) say it is a video."""
+    mts = tmp_path / "00001.MTS"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(small_clip), "-c", "copy", "-f", "mpegts"]
+        + ["-mpegts_m2ts_mode", "1", str(mts)],
+        check=True,
+    )
+    client, deps = await tg_client()
+    fake_api.add_file("mts", mts.read_bytes())
+    update = video_update(
+        1,
+        file_id="mts",
+        kind="document",
+        mime_type="application/octet-stream",
+        file_name=mts.name,
+        message_id=5,
+    )
+    assert (await client.post("/telegram/webhook", json=update, headers=HEADERS)).status == 200
+    await settle(client)
+    (job,) = await telegram_jobs(deps)
+    assert job.input_filename == "00001.MTS"
 
 
 async def test_redelivered_update_makes_one_job(tg_client, fake_api, small_clip):
