@@ -52,3 +52,10 @@ def count_frames(path: Path) -> int:
     )
     stats = [part for part in proc.stderr.replace("\r", "\n").splitlines() if "frame=" in part]
     return int(stats[-1].split("frame=")[1].split()[0]) if stats else 0
+
+
+def make_m2ts(src: Path, path: Path) -> Path:
+    """`src` remuxed as M2TS, as an AVCHD camcorder writes its .MTS files."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-c", "copy", "-f", "mpegts"]
+    subprocess.run([*cmd, "-mpegts_m2ts_mode", "1", str(path)], check=True, capture_output=True)
+    return path

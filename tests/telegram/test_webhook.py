@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from bots.telegram.webhook import TELEGRAM_WEBHOOK
 from core.deps import Deps
 from core.jobs import JobState, Source
-from tests.media import ffmpeg_exe
+from tests.media import make_m2ts
 from tests.telegram.conftest import HEADERS, SECRET
 from tests.telegram.fake_botapi import FakeBotApi
 from tests.telegram.updates import ADMIN_ID, USER_ID, command_update, video_update
@@ -128,12 +127,7 @@ async def test_a_video_file_sent_without_a_video_type_becomes_a_job(
 ):
     """A camcorder's .MTS often arrives as application/octet-stream: its name and then its
     bytes (M2TS) say it is a video."""
-    mts = tmp_path / "00001.MTS"
-    subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(small_clip), "-c", "copy", "-f", "mpegts"]
-        + ["-mpegts_m2ts_mode", "1", str(mts)],
-        check=True,
-    )
+    mts = make_m2ts(small_clip, tmp_path / "00001.MTS")
     client, deps = await tg_client()
     fake_api.add_file("mts", mts.read_bytes())
     update = video_update(

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from core.errors import StoreError
 from core.jobs import JobState, Source
-from tests.media import ffmpeg_exe
+from tests.media import make_m2ts
 from tests.webhooks.conftest import OTHER_KEY, Api, ApiFactory
 
 pytestmark = pytest.mark.redis
@@ -316,12 +315,7 @@ async def test_upload_is_streamed_to_storage_and_queued(api: Api, small_clip: Pa
 
 async def test_a_camcorders_mts_upload_is_taken(api: Api, small_clip: Path, tmp_path: Path) -> None:
     """AVCHD camcorders write M2TS: transport-stream packets behind a 4-byte clock each."""
-    mts = tmp_path / "00001.MTS"
-    subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(small_clip), "-c", "copy", "-f", "mpegts"]
-        + ["-mpegts_m2ts_mode", "1", str(mts)],
-        check=True,
-    )
+    mts = make_m2ts(small_clip, tmp_path / "00001.MTS")
     response = await api.client.post(
         "/v1/jobs", data=_upload(mts.read_bytes(), filename=mts.name), headers=api.bearer()
     )
