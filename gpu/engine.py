@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
-from gpu.probe import VideoInfo, probe_video, with_counted_frames
+from gpu.probe import VideoInfo, probe_video, with_counted_frames, with_real_rate
 from gpu.regions import CORNERS, Box, display_quarters, parse_region, region_box, shown_size
 from gpu.video_io import (
     EncoderSettings,
@@ -112,7 +112,7 @@ def process(
     limits = limits or Limits()
 
     report_progress(0.0, "reading the video")
-    info = _picture_length(input_path, probe_video(input_path), limits)
+    info = _picture_length(input_path, with_real_rate(input_path, probe_video(input_path)), limits)
     check_limits(info, limits)
     spec = parse_region(str(options.get("region") or "auto"))
     crf = options.get("crf")
@@ -142,7 +142,11 @@ def process(
     work_s = 0.0
     try:
         with (
-            FrameReader(input_path, threads=decoder_threads()) as reader,
+            FrameReader(
+                input_path,
+                threads=decoder_threads(),
+                **_evenly_spaced(info.forced_rate),
+            ) as reader,
             FrameWriter(
                 temp,
                 reader.format,
@@ -225,6 +229,15 @@ def process(
         torch_device.type,
     )
     return report
+
+
+def _evenly_spaced(rate: str) -> dict[str, Any]:
+    """FrameReader options that give every decoded frame once, evenly spaced at `rate`
+    (none for ""): each frame is stamped on its own slot, so the constant-rate output
+    neither repeats nor drops one."""
+    if not rate:
+        return {}
+    return {"video_filter": f"setpts=N/({rate})/TB", "output_args": ("-r", rate)}
 
 
 def _as_shown(info: VideoInfo, fmt: Any) -> tuple[int, int, int]:

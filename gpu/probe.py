@@ -52,6 +52,9 @@ class VideoInfo:
     color: dict[str, str] = field(default_factory=dict)  # range/space/primaries/trc when tagged
     #: `frames` was counted by demuxing the video stream (count_video_frames), not estimated
     frames_counted: bool = False
+    #: the rate the decoded picture is made constant at, as ffmpeg's `-r` takes it, when
+    #: the stream's stated rate is not its real one (with_real_rate); "" = the stated rate
+    forced_rate: str = ""
 
 
 def ffmpeg_exe() -> str:
@@ -81,6 +84,37 @@ def with_counted_frames(path: str | os.PathLike[str], info: VideoInfo) -> VideoI
         return info
     duration = min(info.duration_s, counted / info.fps) if info.fps > 0 else info.duration_s
     return replace(info, frames=counted, frames_counted=True, duration_s=duration)
+
+
+#: a stated rate above this is checked against the frames the stream really holds
+CHECKED_RATE = 65.0
+#: the usual rates, as `-r` takes them: a real average within 1.5 % of one is taken as it
+_USUAL_RATES = ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60")
+
+
+def with_real_rate(path: str | os.PathLike[str], info: VideoInfo) -> VideoInfo:
+    """`info` at the rate its frames really average when the stated rate is far above it.
+
+    Browser recordings (WebM from MediaRecorder, screen and call recorders) state the
+    rate of their timestamps' clock, 1000 fps: made constant at that rate, 121 frames over
+    3 s became 2991 (a 25× longer encode and a 1000 fps file). Such a stream is made
+    constant at its real average rate instead (frames counted by demuxing / duration),
+    snapped to a usual rate when it is within 1.5 % of one."""
+    if info.fps <= CHECKED_RATE or info.duration_s <= 0:
+        return info
+    counted = count_video_frames(path)
+    if not counted or counted / info.duration_s > info.fps / 2:
+        return info
+    average = counted / info.duration_s
+    rate = f"{average:.3f}"
+    for usual in _USUAL_RATES:
+        num, _, den = usual.partition("/")
+        if abs(average / (int(num) / int(den or 1)) - 1) <= 0.015:
+            rate = usual
+            break
+    num, _, den = rate.partition("/")
+    fps = float(num) / float(den or 1)
+    return replace(info, fps=fps, frames=counted, frames_counted=True, forced_rate=rate)
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:

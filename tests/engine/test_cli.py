@@ -147,6 +147,25 @@ def test_a_phone_portrait_video_is_judged_as_it_is_shown(tmp_path: Path) -> None
     assert probe_video(out).rotation == -90.0
 
 
+def test_a_browser_recording_keeps_its_frames_although_it_states_1000_fps(
+    tmp_path: Path,
+) -> None:
+    """WebM from a browser's MediaRecorder states the rate of its millisecond clock: made
+    constant at 1000 fps, 61 frames over 2 s came out as about 2000."""
+    src = _ffmpeg_lavfi(
+        tmp_path / "recording.webm",
+        "testsrc2=size=160x120:rate=1000:duration=2",
+        *("-vf", "select='not(mod(n\\,33))+eq(mod(n\\,97)\\,5)'", "-fps_mode", "vfr"),
+        *("-enc_time_base", "1:1000", "-c:v", "libvpx", "-deadline", "realtime"),
+    )
+    assert probe_video(src).fps == 1000.0
+    packets = count_frames(src)
+    out = tmp_path / "out.mp4"
+    assert main(["remove", str(src), "-o", str(out), "--region", "100,80,40,30"]) == 0
+    assert count_frames(out) == packets
+    assert probe_video(out).fps == pytest.approx(packets / 2, rel=0.05)
+
+
 def test_mpeg_ts_broadcast_clip_is_read_with_its_size_and_sound(tmp_path: Path) -> None:
     """MPEG-2 video and MP2 sound in a transport stream (TV recordings, camcorders): the
     banner names the codec tags in hex (`0x0002`), which once read as a 0x2 picture."""
