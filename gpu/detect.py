@@ -78,6 +78,12 @@ STILL_CUT_LEVELS = (STILL_DAMPED, 0.4, 0.15)
 STILL_CUT_AREA = 0.004  # a shape cut out of the scenery covers at least this share of the frame
 STILL_CUT_TEXTURE = 2.5  # and its detail is at least this many times its ring's
 STILL_MARGIN = 2  # a mark sits inside the picture: at least this far (working px) from its edge
+#: a scene cut between two samples changes at least CUT_SHARE of the picture (cells of
+#: CUT_GRID) by CUT_LEVELS, and CUT_CONTRAST times the share the clip's samples usually change
+CUT_GRID = (64, 36)
+CUT_LEVELS = 12.0
+CUT_SHARE = 0.6
+CUT_CONTRAST = 4.0
 
 
 @dataclass
@@ -433,10 +439,51 @@ def _merge(track: Detection, det: Detection) -> None:
     track.last_sample = max(track.last_sample, det.last_sample)
 
 
+def scenes(frames: np.ndarray) -> list[tuple[int, int]]:
+    """The runs [start, end) of samples between scene cuts; one run when there is none.
+
+    A cut changes most of the picture at once (CUT_SHARE of it by CUT_LEVELS), far more
+    than the clip usually changes between two samples (CUT_CONTRAST): a handheld or
+    panning clip changes much of its picture every time and has no cuts by this test."""
+    t = len(frames)
+    if t < 4:
+        return [(0, t)]
+    tiny = np.stack([cv2.resize(f, CUT_GRID, interpolation=cv2.INTER_AREA) for f in frames])
+    share = (np.abs(np.diff(tiny, axis=0)) > CUT_LEVELS).mean(axis=(1, 2))
+    cut = (share > CUT_SHARE) & (share > CUT_CONTRAST * float(np.median(share)))
+    bounds = [0, *(np.nonzero(cut)[0] + 1).tolist(), t]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def edge_strength(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(temporal mean, |∇| of it). Across scene cuts the strength is the median over the
+    scenes of |∇| of each scene's mean: a mark's edges are in every scene, a still scene's
+    only in its own (a compilation of static shots would otherwise show every shot's
+    scenery as persistent: each is flat in the others)."""
+    mean = frames.mean(0)
+    runs = [(a, b) for a, b in scenes(frames) if b - a >= 2]
+    if len(runs) < 3:
+        return mean, gradient_magnitude(mean)
+    per_scene = np.stack([gradient_magnitude(frames[a:b].mean(0)) for a, b in runs])
+    return mean, np.median(per_scene, axis=0)
+
+
+def within_scenes(frames: np.ndarray) -> np.ndarray:
+    """The frames with each scene's mean replaced by the clip's (when there are cuts): the
+    changes within the scenes. Across a cut every area changes with its surroundings, a
+    wall as much as a blend, so the cuts themselves tell nothing about a blend."""
+    runs = scenes(frames)
+    if len(runs) < 3:
+        return frames
+    out = frames - frames.mean(0)
+    for a, b in runs:
+        out[a:b] -= out[a:b].mean(0)
+    return out + frames.mean(0)
+
+
 def persistent_edges(frames: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(edge mask, edge strength): edges of the temporal mean that are coherent over time."""
-    mean = frames.mean(0)
-    strength = gradient_magnitude(mean)
+    _mean, strength = edge_strength(frames)
     coherence = strength / (grads.mean(0) + 1.0)
     return (strength > EDGE_THRESHOLD) & (coherence > COHERENCE), strength
 
@@ -469,6 +516,7 @@ def _candidates(
     blob = cv2.morphologyEx(edges.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
     out: list[Detection] = []
+    changes: np.ndarray | None = None  # the frames whose changes the blend features follow
     for label in range(1, count):
         x, y, bw, bh, area = (int(v) for v in stats[label])
         if area < 24 or bw * bh > MAX_AREA_SHARE * h * w or bw < 3 or bh < 3:
@@ -483,7 +531,9 @@ def _candidates(
         wanted = keep_all or any(_overlap(place, d.box) > 0.3 for d in near)
         if not wanted and not _may_score(feats):
             continue  # no blend features could make it a mark (the costly part: a fill)
-        feats.update(_blend_features(frames, comp, (x, y, bw, bh)))
+        if changes is None:
+            changes = within_scenes(frames)
+        feats.update(_blend_features(changes, comp, (x, y, bw, bh)))
         feats["score"] = _score(feats)
         log.debug("candidate %s %s", place.as_list(), {k_: round(v, 2) for k_, v in feats.items()})
         if feats["score"] < 1.0 and not wanted:
@@ -505,12 +555,17 @@ def _candidates(
 
 
 def noise_map(frames: np.ndarray) -> np.ndarray:
-    """Sample-to-sample noise per pixel, sqrt(mean (Y[t+1] − Y[t])² / 2), lightly smoothed."""
+    """Sample-to-sample noise per pixel, sqrt(mean (Y[t+1] − Y[t])² / 2), lightly smoothed;
+    pairs across a scene cut are left out (a cut is not noise)."""
+    runs = scenes(frames)
+    pairs = [(i, i + 1) for a, b in runs for i in range(a, b - 1)]
+    if not pairs:
+        pairs = [(i, i + 1) for i in range(len(frames) - 1)]
     total = np.zeros(frames.shape[1:], np.float32)
-    for a, b in zip(frames[:-1], frames[1:], strict=True):
-        d = b - a
+    for i, j in pairs:
+        d = frames[j] - frames[i]
         total += d * d
-    return cv2.blur(np.sqrt(total / (2 * max(len(frames) - 1, 1))), (3, 3))
+    return cv2.blur(np.sqrt(total / (2 * max(len(pairs), 1))), (3, 3))
 
 
 def _still_marks(
@@ -531,8 +586,7 @@ def _still_marks(
     clipped."""
     t, h, w = frames.shape
     noise = noise_map(frames)
-    mean = frames.mean(0)
-    strength = gradient_magnitude(mean)
+    mean, strength = edge_strength(frames)
     coherent = strength / (grads.mean(0) + 1.0) > COHERENCE
     k = max(3, int(round(min(h, w) * 0.025)) | 1)
     layers = [(strength > thr) & coherent for thr in (EDGE_THRESHOLD, STILL_EDGE)]
@@ -555,6 +609,7 @@ def _still_marks(
         # a shape cut out of the scenery is only a mark that brings its own strokes
         if feats and not (cut and feats["texture"] < STILL_CUT_TEXTURE):
             scored.append((shape, bbox, feats))
+    scored = _confirmed_in_shots(frames, mean, scored, factor)
     out: list[Detection] = []
     for shape, bbox, feats in sorted(scored, key=lambda s_: -s_[2]["score"]):
         if feats["score"] < 1.0:
@@ -587,6 +642,30 @@ def _still_marks(
         if box is not None:
             _merge(home, Detection(box, mask, 0, t - 1, 0.0))
     return out
+
+
+def _confirmed_in_shots(
+    frames: np.ndarray,
+    mean: np.ndarray,
+    scored: list[tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]],
+    factor: int,
+) -> list[tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]]:
+    """The still candidates, less those that score as a mark only in the mix of a
+    compilation's shots (three or more of at least three samples): across scene cuts a
+    mark damps the noise of every shot, while a quiet patch of one shot's scenery beside
+    another shot's motion is damped only in the mix. A mark scores in at least half the
+    shots' own noise."""
+    shots = [noise_map(frames[a:b]) for a, b in scenes(frames) if b - a >= 3]
+    if len(shots) < 3:
+        return scored
+    kept = []
+    for shape, bbox, feats in scored:
+        if feats["score"] >= 1.0:
+            per_shot = [_still_features(noise, mean, shape, bbox, factor) for noise in shots]
+            if 2 * sum(1 for f in per_shot if f and f["score"] >= 1.0) < len(shots):
+                continue
+        kept.append((shape, bbox, feats))
+    return kept
 
 
 def _damping_here(noise: np.ndarray) -> np.ndarray:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gpu.detect import Detection, _still_features, _still_region, detect_marks, noise_map
+from gpu.detect import (
+    Detection,
+    _still_features,
+    _still_region,
+    detect_marks,
+    noise_map,
+    scenes,
+)
 from tests.engine.synth import Stamp, blend, coverage, panning_frames, text_mark, texture
 
 H, W, T = 144, 256, 40
@@ -162,3 +169,20 @@ def test_a_mark_whose_outline_touches_scenery_running_out_of_the_frame_is_found(
 
 def test_the_post_alone_is_not_a_mark() -> None:
     assert _found(_still_clip(_door_frame(_scene()))) == []
+
+
+def _compilation(stamp: Stamp | None) -> np.ndarray:
+    """Five still shots cut together (a compilation), 10 samples each, marked or not."""
+    shots = [
+        _still_clip(np.clip(_scene(seed) + shift, 20, 235), seed + 10)[:10]
+        for seed, shift in ((3, -40), (5, 30), (7, -10), (9, 50), (11, 0))
+    ]
+    frames = np.concatenate(shots)
+    return frames if stamp is None else blend(frames, stamp).astype(np.float32)
+
+
+def test_scene_cuts_split_the_samples_into_their_shots() -> None:
+    frames = _compilation(None)
+    assert scenes(frames) == [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
+    assert scenes(_still_clip(_scene())) == [(0, T)]
+    assert scenes(panning_frames(T)) == [(0, T)]  # it changes everywhere, all the time

@@ -6,13 +6,16 @@ full-length car and person clips."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from gpu.detect import detect_marks
 from gpu.probe import probe_video
+from gpu.regions import Box
 from gpu.sampling import sample_frames
+from tests.media import ffmpeg_exe
 
 CLIPS = [
     "asl-gesture-book.mkv",
@@ -30,3 +33,39 @@ def test_no_mark_is_found_on_an_unmarked_clip_at_full_length(shared_data: Path, 
     samples = sample_frames(path, probe_video(path))
     found = detect_marks(samples.planes()[0])
     assert found == [], [(d.box.as_list(), d.features) for d in found]
+
+
+def _compilation(shared_data: Path, out: Path, logo: bool) -> Path:
+    """Five of the clips, 1.5 s each, cut together at 640x360 (a compilation), with the
+    matplotlib logo at half opacity in the top-right corner of every shot when `logo`."""
+    starts = {"car-detection.mp4": 3, "bottle-detection.mp4": 5, "cockatoo.mp4": 2}
+    starts |= {"one-by-one-person-detection_first45s.mp4": 10, "asl-gesture-book.mkv": 1}
+    cmd = [ffmpeg_exe(), "-v", "error", "-y"]
+    for name, start in starts.items():
+        cmd += ["-ss", str(start), "-t", "1.5", "-i", str(shared_data / "videos" / name)]
+    shots = "".join(f"[{i}:v]scale=640:360,fps=25,setsar=1[s{i}];" for i in range(5))
+    graph = shots + "".join(f"[s{i}]" for i in range(5)) + "concat=n=5:v=1:a=0[cut]"
+    if logo:
+        cmd += ["-i", str(shared_data / "logos" / "matplotlib-logo.png")]
+        graph += ";[5]scale=150:-1,format=rgba,colorchannelmixer=aa=0.5[l];[cut][l]overlay=474:16"
+    graph += ",format=yuv420p" if logo else ";[cut]format=yuv420p"
+    cmd += ["-filter_complex", graph + "[v]", "-map", "[v]", "-c:v", "libx264", "-crf", "18"]
+    subprocess.run([*cmd, str(out)], check=True)
+    return out
+
+
+@pytest.mark.parametrize("logo", [True, False], ids=["marked", "unmarked"])
+def test_a_compilation_of_shots_shows_only_its_mark(
+    shared_data: Path, tmp_path: Path, logo: bool
+) -> None:
+    """Across a cut every area changes at once, and a still shot's scenery is flat in the
+    other shots: neither may pass for a blend (three false marks in the middle of the
+    picture, and the logo missed, before the samples were split at the cuts)."""
+    path = _compilation(shared_data, tmp_path / "shots.mp4", logo)
+    samples = sample_frames(path, probe_video(path))
+    found = detect_marks(samples.planes()[0])
+    if not logo:
+        assert found == [], [(d.box.as_list(), d.features) for d in found]
+        return
+    assert len(found) == 1, [(d.box.as_list(), d.features) for d in found]
+    assert found[0].box.shared_area(Box(474, 16, 150, 36)) > 0
