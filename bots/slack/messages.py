@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from core.jobs import Job
+from core.report_text import describe_removal
 
 HOW_TO = (
     "Send me a video (mp4, mov, webm, mkv…) in a channel I'm in, in a thread, or in a DM, "
@@ -100,30 +99,6 @@ def failed(job: Job) -> str:
 def cancelled(job: Job) -> str:
     """The job was cancelled by an operator."""
     return f":no_entry_sign: Job `{job.id}` (`{job.input_filename or 'video'}`) was cancelled."
-
-
-def describe_removal(report: Mapping[str, Any]) -> str:
-    """What the engine removed, from its report's regions."""
-    regions: Sequence[Mapping[str, Any]] = report.get("regions") or []
-    frames = report.get("frames")
-    in_frames = f" across {frames} frames" if frames else ""
-    if not regions:
-        return f"I found no watermark to remove{in_frames}; the video is re-encoded unchanged."
-    places = ", ".join(_describe_region(r) for r in regions)
-    what = "a watermark" if len(regions) == 1 else f"{len(regions)} watermarks"
-    return f"Removed {what} ({places}){in_frames}."
-
-
-def _describe_region(region: Mapping[str, Any]) -> str:
-    box = region.get("box") or []
-    if len(box) != 4:
-        return "somewhere in the frame"
-    x, y, w, h = (int(v) for v in box)
-    text = f"{w}×{h} px at {x},{y}"
-    start, end = region.get("start_s"), region.get("end_s")
-    if start is not None and end is not None:
-        text += f", {float(start):.1f}–{float(end):.1f} s"
-    return text
 
 
 def describe_duration(job: Job) -> str:

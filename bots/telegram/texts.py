@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from bots.telegram.limits import CLOUD_DOWNLOAD_LIMIT, MB, download_limit, upload_limit
 from core.jobs import Job
+from core.report_text import describe_removal
 from core.settings import Settings
 
 #: Telegram refuses messages longer than this
 MAX_MESSAGE_CHARS = 4096
+#: what a Bot API caption holds (sendVideo)
+MAX_CAPTION_CHARS = 1024
 
 RECEIVED = "Got your video, fetching it from Telegram…"
 NOT_A_VIDEO_DOCUMENT = (
@@ -99,8 +102,12 @@ def done(job: Job, *, as_link: bool = False) -> str:
 
 
 def result_caption(job: Job) -> str:
-    """Caption of the cleaned video."""
-    return f"Watermark removed. Job {job.id}"
+    """Caption of the cleaned video: what was removed, or that nothing was found."""
+    job_line = f"\nJob {job.id}"
+    text = describe_removal(job.report or {})
+    if len(text) + len(job_line) > MAX_CAPTION_CHARS:
+        text = text[: MAX_CAPTION_CHARS - len(job_line) - 1] + "…"
+    return text + job_line
 
 
 def result_link(job: Job, url: str, hours: int, limit_bytes: int) -> str:

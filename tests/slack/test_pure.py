@@ -158,8 +158,9 @@ def test_the_summary_says_what_was_removed_and_how_long_it_took() -> None:
     assert "Took 12.3 s (40 s from upload to result)" in text
 
 
-def test_the_summary_says_so_when_no_watermark_was_found() -> None:
-    assert "no watermark" in messages.done(_job(report={"regions": [], "frames": 10}))
+def test_the_summary_says_so_when_no_watermark_was_found_and_how_to_point_at_one() -> None:
+    text = messages.done(_job(report={"regions": [], "frames": 10}))
+    assert "no watermark" in text and "region=bottom-right" in text
 
 
 def test_a_failure_is_said_in_plain_words_with_the_job_id() -> None:

@@ -104,6 +104,33 @@ async def test_completed_job_is_replied_with_the_video(
     assert "Done" in fake_api.calls_to("editMessageText")[-1].params["text"]
 
 
+@pytest.mark.parametrize(
+    ("regions", "words"),
+    [
+        ([{"box": [300, 20, 60, 30], "start_s": 0.0, "end_s": 1.0}], "60×30 px at 300,20"),
+        ([], "found no watermark"),
+    ],
+    ids=["removed", "nothing-found"],
+)
+async def test_the_caption_says_what_was_removed_or_how_to_point_at_it(
+    notifier_and_deps, fake_api: FakeBotApi, small_clip: Path, regions, words: str
+):
+    """Not "Watermark removed" over a video in which nothing was found."""
+    notifier, deps = notifier_and_deps
+    job = make_job(JobState.COMPLETED, progress=100)
+    size = await deps.storage.put_file(f"outputs/{job.id}.mp4", small_clip)
+    job = job.replace(
+        output_key=f"outputs/{job.id}.mp4",
+        output_size_bytes=size,
+        report={"regions": regions, "frames": 10, "width": 160, "height": 120},
+    )
+    await notifier.deliver(job)
+    (sent,) = fake_api.calls_to("sendVideo")
+    caption = sent.params["caption"]
+    assert words in caption and job.id in caption
+    assert ("region=bottom-right" in caption) == (not regions)
+
+
 async def test_result_over_50_mb_is_sent_as_a_signed_link(
     notifier_and_deps, fake_api: FakeBotApi, small_clip: Path
 ):
