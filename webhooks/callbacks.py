@@ -4,7 +4,8 @@ The body is a Standard Webhooks event::
 
     {"type": "job.completed" | "job.failed" | "job.cancelled",
      "timestamp": "<ISO 8601>",
-     "data": {"id", "status", "result_url", "status_url", "error", "metadata", "timings"}}
+     "data": {"id", "status", "result_url", "status_url", "error", "metadata", "marks_removed",
+              "timings"}}
 
 signed with ``WEBHOOK_SECRET`` (headers ``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature``; `webhooks.signatures`). The ``webhook-id`` is the same on every try
@@ -57,6 +58,16 @@ def ms_between(start: datetime | None, end: datetime | None) -> int | None:
     return int((end - start).total_seconds() * 1000)
 
 
+def marks_removed(job: Job) -> list[dict[str, Any]] | None:
+    """The marks the engine removed (box x,y,w,h in pixels of the picture as shown, opacity,
+    start_s/end_s, method); [] when it found none; None until the job has completed."""
+    if job.status is not JobState.COMPLETED:
+        return None
+    regions = (job.report or {}).get("regions") or []
+    keys = ("box", "opacity", "start_s", "end_s", "method")
+    return [{k: r[k] for k in keys if k in r} for r in regions if isinstance(r, dict)]
+
+
 def event_body(job: Job, result_url: str | None, public_base_url: str) -> dict[str, Any]:
     """The JSON event sent for an ended job."""
     base = public_base_url.rstrip("/")
@@ -71,6 +82,7 @@ def event_body(job: Job, result_url: str | None, public_base_url: str) -> dict[s
             "error": job.error_message,
             "metadata": job.reply_to.get("metadata"),
             "completed_at": iso(job.completed_at),
+            "marks_removed": marks_removed(job),
             "timings": {
                 "queued_ms": ms_between(job.created_at, job.started_at),
                 "processing_ms": job.processing_time_ms,

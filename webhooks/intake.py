@@ -31,7 +31,7 @@ from core.deps import Deps
 from core.jobs import Job, JobState, NewJob, Source, new_job_id
 from gpu.regions import parse_region
 from webhooks.auth import Client, authenticate
-from webhooks.callbacks import iso, ms_between
+from webhooks.callbacks import iso, marks_removed, ms_between
 from webhooks.errors import bad_request, http_error, too_large
 from webhooks.safe_http import LookupFailed, check_url
 from webhooks.server import DEPS_KEY
@@ -101,6 +101,7 @@ def job_view(deps: Deps, job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at),
         "completed_at": iso(job.completed_at),
         "expires_at": iso(job.expires_at),
+        "marks_removed": marks_removed(job),
         "timings": job_timings(job),
         **job_links(deps, job.id),
     }

@@ -95,6 +95,26 @@ _JOB_ID = {
 
 _LOCATION = {"Location": {"description": "The job's status URL", "schema": {"type": "string"}}}
 
+#: what the engine removed, once the job has completed
+_MARKS: dict[str, object] = {
+    "type": ["array", "null"],
+    "description": (
+        "The marks removed, once the job has completed ([] when none was found; null "
+        "before). Boxes are x, y, w, h in pixels of the picture as it is shown."
+    ),
+    "items": {
+        "type": "object",
+        "properties": {
+            "box": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4},
+            "opacity": {"type": "number"},
+            "start_s": {"type": "number"},
+            "end_s": {"type": "number"},
+            "method": {"type": "string"},
+        },
+    },
+}
+
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -194,6 +214,7 @@ _SCHEMAS: dict[str, Any] = {
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "completed_at": {"type": ["string", "null"], "format": "date-time"},
             "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "marks_removed": _MARKS,
             "timings": {
                 "type": "object",
                 "properties": {
@@ -223,6 +244,7 @@ _SCHEMAS: dict[str, Any] = {
                     "status_url": {"type": "string"},
                     "error": {"type": ["string", "null"]},
                     "metadata": {"type": ["object", "null"]},
+                    "marks_removed": _MARKS,
                     "timings": {"type": "object"},
                 },
             },

@@ -88,7 +88,9 @@ async def test_completed_job_gets_a_signed_callback_with_a_result_link(
 ) -> None:
     notifier = notifier_for()
     await notifier.storage.put_file("outputs/job123.mp4", small_clip)
-    job = _job(JobState.COMPLETED, receiver.url, output_key="outputs/job123.mp4")
+    region = {"box": [600, 20, 90, 40], "opacity": 0.5, "start_s": 0.0, "end_s": 2.0}
+    report = {"regions": [{**region, "method": "invert"}], "timings": {"total_s": 1.0}}
+    job = _job(JobState.COMPLETED, receiver.url, output_key="outputs/job123.mp4", report=report)
     await notifier.deliver(job)
     await notifier.close()
     assert len(receiver.calls) == 1
@@ -101,6 +103,7 @@ async def test_completed_job_gets_a_signed_callback_with_a_result_link(
     assert data["metadata"] == {"order": 7} and data["error"] is None
     assert "/files/outputs/job123.mp4?" in data["result_url"]
     assert data["timings"]["processing_ms"] == 20_000
+    assert data["marks_removed"] == [{**region, "method": "invert"}]
 
 
 async def test_failed_job_callback_says_why(

@@ -78,6 +78,9 @@ async def _check_result(api: Any, job_id: str, loopback: Loopback, tmp_path: Pat
     status = await api.client.get(f"/v1/jobs/{job_id}", headers=api.bearer())
     view = await status.json()
     assert view["status"] == "completed" and view["progress"] == 100, view
+    # what was removed, in the status and in the callback alike ([] when nothing was found)
+    assert isinstance(view["marks_removed"], list)
+    assert event["data"]["marks_removed"] == view["marks_removed"]
 
     # the result link redirects to a signed /files/... download of the cleaned MP4
     result = await api.client.get(
