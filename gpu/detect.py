@@ -52,6 +52,7 @@ MIN_MOVING_SHARE = 0.2  # share of the mark's pixels whose background must chang
 MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
 NCC_PRESENT = 0.5  # a sample shows a moving mark when its gradient matches the template this well
+APPEARING_SHARE = 0.3  # a mark in one place for part of the clip shows in this share of it
 RELAY_MATCH = 0.65  # a moving mark's shape matches its edges at another place this well
 #: a mark's persistent edge strength (summed over its pixels, working resolution) per pixel
 #: of the frame: scenery too faint or too small to be a watermark anyone removes (a road
@@ -81,6 +82,13 @@ STILL_MARGIN = 2  # a mark sits inside the picture: at least this far (working p
 #: a scene cut between two samples changes at least CUT_SHARE of the picture (cells of
 #: CUT_GRID) by CUT_LEVELS, and CUT_CONTRAST times the share the clip's samples usually change
 CUT_GRID = (64, 36)
+#: a letterbox (pillarbox) bar: lines along a side where BAR_SHARE of the pixels are dark
+#: (mean below BAR_LEVEL), static (temporal std below BAR_STD) and flat (within BAR_FLAT of
+#: the line's median); a logo in the bar takes the rest
+BAR_LEVEL = 40.0
+BAR_STD = 1.5
+BAR_FLAT = 4.0
+BAR_SHARE = 0.5
 CUT_LEVELS = 12.0
 CUT_SHARE = 0.6
 CUT_CONTRAST = 4.0
@@ -224,6 +232,10 @@ def _moving_marks(
             relayed += _relay(
                 [run for tr in family for run in _split_by_presence(tr, grads, factor)], t
             )
+    # no place hands over to another: a mark that stays in one place for part of the clip
+    # (not across scene cuts, where each shot's scenery comes and goes with its shot)
+    if not relayed and len(scenes(small)) < 3:
+        relayed = _appearing(tracks, grads, factor)
     return _grow_runs(relayed, small, grads, full, factor, gap)
 
 
@@ -368,6 +380,38 @@ def _relay(runs: list[Detection], total: int) -> list[Detection]:
     return runs
 
 
+def _appearing(tracks: list[Detection], grads: np.ndarray, factor: int) -> list[Detection]:
+    """Marks that stay in one place for part of the clip (a logo that comes in after an
+    intro, or leaves before the end): a run where the mark's edges are present over at
+    least APPEARING_SHARE of the samples, on a track that scored as a blend over at least
+    a time segment's worth of samples."""
+    total = len(grads)
+    out = []
+    for track, run in ((tr, r) for tr in tracks for r in _split_by_presence(tr, grads, factor)):
+        spanned = track.last_sample - track.first_sample + 1
+        length = run.last_sample - run.first_sample + 1
+        if length < APPEARING_SHARE * total or spanned < SEGMENT_SAMPLES:
+            continue
+        # the samples next to the run where the mark is likelier there than not (the
+        # picture's own edges blur the match as it comes in)
+        likely = _presence(run, grads, factor) > NCC_PRESENT / 2
+        while run.first_sample > 0 and likely[run.first_sample - 1]:
+            run.first_sample -= 1
+        while run.last_sample < total - 1 and likely[run.last_sample + 1]:
+            run.last_sample += 1
+        # it comes in or goes away: absent from a stretch at the start or the end, and
+        # real content moves under it (not a change of exposure alone)
+        before, after = likely[: run.first_sample], likely[run.last_sample + 1 :]
+        absent = max(
+            (len(side) for side in (before, after) if len(side) and side.mean() <= 0.2),
+            default=0,
+        )
+        local = track.features.get("local", 0.0)
+        if absent >= APPEARING_SHARE * total and local >= MIN_MOVING_SHARE:
+            out.append(run)
+    return out
+
+
 def _normalise_gain(frames: np.ndarray) -> np.ndarray:
     """Divide out global exposure changes, which would otherwise mimic a blend everywhere."""
     reference = np.median(frames[:, ::4, ::4], axis=0) + 1.0
@@ -455,6 +499,31 @@ def scenes(frames: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
+def bar_edges(frames: np.ndarray) -> np.ndarray:
+    """The inner edges of letterbox and pillarbox bars (dark, flat and static bands along
+    the frame's sides), a few pixels wide: the picture's edge there is as persistent as a
+    mark's, and a user's corner search took it for one (smearing the picture into the bar)."""
+    t, h, w = frames.shape
+    out = np.zeros((h, w), bool)
+    if t < 3:
+        return out
+    mean = frames.mean(0)
+    bar = (frames.std(0) < BAR_STD) & (mean < BAR_LEVEL)
+    for axis, size in ((1, h), (0, w)):
+        along = mean if axis == 1 else mean.T
+        flat = np.abs(along - np.median(along, axis=1, keepdims=True)) < BAR_FLAT
+        lines = ((bar if axis == 1 else bar.T) & flat).mean(1) >= BAR_SHARE
+        for edge in (lines, lines[::-1]):
+            n = int(np.argmin(edge)) if not edge.all() else 0
+            if 2 <= n < size // 2:
+                band = slice(n - 2, n + 3) if edge is lines else slice(size - n - 3, size - n + 2)
+                if axis == 1:
+                    out[band, :] = True
+                else:
+                    out[:, band] = True
+    return out
+
+
 def edge_strength(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(temporal mean, |∇| of it). Across scene cuts the strength is the median over the
     scenes of |∇| of each scene's mean: a mark's edges are in every scene, a still scene's
@@ -463,9 +532,12 @@ def edge_strength(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = frames.mean(0)
     runs = [(a, b) for a, b in scenes(frames) if b - a >= 2]
     if len(runs) < 3:
-        return mean, gradient_magnitude(mean)
-    per_scene = np.stack([gradient_magnitude(frames[a:b].mean(0)) for a, b in runs])
-    return mean, np.median(per_scene, axis=0)
+        strength = gradient_magnitude(mean)
+    else:
+        per_scene = np.stack([gradient_magnitude(frames[a:b].mean(0)) for a, b in runs])
+        strength = np.median(per_scene, axis=0)
+    strength[bar_edges(frames)] = 0.0
+    return mean, strength
 
 
 def within_scenes(frames: np.ndarray) -> np.ndarray:
@@ -1018,8 +1090,9 @@ def mark_mask_in_box(ys: np.ndarray, box: Box) -> np.ndarray:
     return dilate(mask, 2)
 
 
-def _split_by_presence(track: Detection, grads: np.ndarray, factor: int) -> list[Detection]:
-    """Cut a moving mark's track into the sample runs where its gradient template is present."""
+def _presence(track: Detection, grads: np.ndarray, factor: int) -> np.ndarray:
+    """Per sample, how well the gradient in the track's box matches the track's own
+    template (normalised cross-correlation, -1..1)."""
     b = track.box
     sl = (
         slice(b.y // factor, (b.y + b.h) // factor + 1),
@@ -1028,11 +1101,17 @@ def _split_by_presence(track: Detection, grads: np.ndarray, factor: int) -> list
     patch = grads[:, sl[0], sl[1]]
     template = patch[track.first_sample : track.last_sample + 1].mean(0)
     tc = template - template.mean()
-    present = []
-    for g in patch:
+    out = np.zeros(len(patch), np.float32)
+    for i, g in enumerate(patch):
         gc = g - g.mean()
         denom = float(np.sqrt((gc * gc).sum() * (tc * tc).sum())) or 1.0
-        present.append(float((gc * tc).sum()) / denom > NCC_PRESENT)
+        out[i] = float((gc * tc).sum()) / denom
+    return out
+
+
+def _split_by_presence(track: Detection, grads: np.ndarray, factor: int) -> list[Detection]:
+    """Cut a moving mark's track into the sample runs where its gradient template is present."""
+    present = (_presence(track, grads, factor) > NCC_PRESENT).tolist()
     runs: list[Detection] = []
     start = None
     for i, flag in enumerate([*present, False]):

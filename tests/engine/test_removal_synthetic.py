@@ -11,7 +11,7 @@ from gpu.fill import push_pull
 from gpu.matting import estimate_matte
 from gpu.plan import _not_invertible, expand_box, plan_marks
 from gpu.probe import VideoInfo
-from gpu.regions import Box
+from gpu.regions import Box, region_box
 from gpu.removal import Matte, PreparedMatte
 from gpu.sampling import Samples
 from gpu.shape import dilate
@@ -165,6 +165,20 @@ def test_mark_that_jumps_between_corners_is_found_per_time_range() -> None:
     _assert_found_at_each_place(panning_frames(64), 0.8)
 
 
+@pytest.mark.parametrize("comes_in", [True, False], ids=["comes-in", "goes-away"])
+def test_a_mark_for_part_of_the_clip_is_found_over_that_part(comes_in: bool) -> None:
+    """A logo that comes in after an intro (or leaves before the end) stays in one place:
+    it hands over to no other place, as a jumping mark does, and was not found at all."""
+    clean, stamp = panning_frames(64), text_mark(H, W, 0.6, "top-right")
+    start, end = (24, 63) if comes_in else (0, 39)
+    frames = clean.copy()
+    frames[start : end + 1] = blend(clean[start : end + 1], stamp)
+    (det,) = detect_marks(np.clip(frames + 0.5, 0, 255).astype(np.uint8))
+    share, area = coverage(det.box.as_list(), stamp.alpha)
+    assert share >= 0.98 and area <= 2.0
+    assert abs(det.first_sample - start) <= 2 and abs(det.last_sample - end) <= 2
+
+
 def test_a_jumping_mark_is_followed_to_a_place_where_the_picture_stands_still() -> None:
     """At its second place nothing moves under the mark, so the blend fingerprint is silent
     there; its shape, the same as at its first place, shows where it went."""
@@ -262,3 +276,18 @@ def test_an_opaque_marks_box_pixels_the_matte_sees_clear_of_it_are_not_filled(
     canvas = _alpha_on_frame(matte)
     assert (canvas[stamp.alpha > 0.9] == 1.0).all()
     assert (canvas[y : y + h, x : x + w][patch] < 0.5).all()
+
+
+def test_a_logo_in_a_letterbox_bar_is_found_in_the_named_corner_not_the_pictures_edge() -> None:
+    """The picture's edge along a black bar is as persistent as a mark's: a corner search
+    took it for the mark (and the fill smeared the picture into the bar)."""
+    frames = panning_frames(T)
+    frames[:, :30] = 16.0
+    frames[:, -30:] = 16.0
+    stamp = text_mark(H, W, 0.8, corner="bottom-right")
+    assert stamp.box[1] >= H - 30  # the logo sits in the bottom bar
+    found = detect_marks(blend(frames, stamp), search=region_box("bottom-right", W, H))
+    assert len(found) == 1
+    share, _area = coverage(found[0].box.as_list(), stamp.alpha)
+    assert share >= 0.98
+    assert found[0].box.y >= H - 32  # not the picture above the bar
