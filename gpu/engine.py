@@ -279,19 +279,21 @@ def _remove(chunk: np.ndarray, first: int, fmt: Any, prepared: list[Any]) -> Non
             continue
         lo, hi = span
         b = pm.matte.box
+        luma = (slice(b.y, b.y + b.h), slice(b.x, b.x + b.w))
+        chroma = (slice(b.y // 2, (b.y + b.h) // 2), slice(b.x // 2, (b.x + b.w) // 2))
+        frames = np.arange(lo, hi)
+        unsure = pm.matte.unsure_in(first, lo, hi)
+        if unsure.any():  # near its coming and going: only the frames that show the mark
+            shows = pm.present(y[frames[unsure], luma[0], luma[1]])
+            frames = np.concatenate([frames[~unsure], frames[unsure][shows]])
         crops = [
-            np.ascontiguousarray(y[lo:hi, b.y : b.y + b.h, b.x : b.x + b.w]),
-            np.ascontiguousarray(
-                u[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]
-            ),
-            np.ascontiguousarray(
-                v[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2]
-            ),
+            np.ascontiguousarray(y[frames, luma[0], luma[1]]),
+            np.ascontiguousarray(u[frames, chroma[0], chroma[1]]),
+            np.ascontiguousarray(v[frames, chroma[0], chroma[1]]),
         ]
         pm.apply(crops)
-        y[lo:hi, b.y : b.y + b.h, b.x : b.x + b.w] = crops[0]
-        u[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2] = crops[1]
-        v[lo:hi, b.y // 2 : (b.y + b.h) // 2, b.x // 2 : (b.x + b.w) // 2] = crops[2]
+        for plane, crop, (rows, cols) in zip((y, u, v), crops, (luma, chroma, chroma), strict=True):
+            plane[frames, rows, cols] = crop
 
 
 def _discard(path: Path) -> None:

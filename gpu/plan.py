@@ -126,7 +126,6 @@ def plan_marks(
     else:
         detections = detect_marks(ys, search=search)
     made: dict[int, Matte] = {}  # by id(det), in the detections' order
-    total = len(ys)
     for det in detections:
         crop = expand_box(det.box, MARGIN, fmt.width, fmt.height)
         support = np.zeros((crop.h, crop.w), dtype=bool)
@@ -251,12 +250,7 @@ def plan_marks(
                 alpha_y, a_y = alpha_y[luma], a_y[luma]
                 alpha_c, a_u, a_v = alpha_c[chroma], a_u[chroma], a_v[chroma]
                 crop = tight
-        start = 0 if det.first_sample == 0 else _boundary(samples.indices, det.first_sample)
-        end = (
-            None
-            if det.last_sample >= total - 1
-            else _boundary(samples.indices, det.last_sample + 1)
-        )
+        start, end, unsure = _time_range(samples.indices, det.first_sample, det.last_sample)
         made[id(det)] = Matte(
             box=crop,
             alpha_y=alpha_y,
@@ -267,6 +261,7 @@ def plan_marks(
             opacity=est.opacity if method != "inpaint" else 1.0,
             start_frame=start,
             end_frame=end,
+            unsure=unsure,
             start_s=start / fps,
             end_s=None if end is None else end / fps,
             method=method,
@@ -363,6 +358,7 @@ def _moved_matte(
         a_v=np.where(alpha_c > 0, _mean_half(a_v), 0.0).astype(np.float32),
         start_frame=copy.start_frame,
         end_frame=copy.end_frame,
+        unsure=copy.unsure,
         start_s=copy.start_s,
         end_s=copy.end_s,
         mark_box=None if mark is None else mark.moved(dx, dy).within(fmt.width, fmt.height),
@@ -630,9 +626,25 @@ def _mean_half(alpha: np.ndarray) -> np.ndarray:
     return alpha[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
 
 
-def _boundary(indices: np.ndarray, sample: int) -> int:
-    """Frame index halfway between sample `sample-1` and sample `sample`."""
-    return int((int(indices[sample - 1]) + int(indices[sample]) + 1) // 2)
+def _time_range(
+    indices: np.ndarray, first: int, last: int
+) -> tuple[int, int | None, tuple[tuple[int, int], ...]]:
+    """The frames [start, end) of a mark seen from sample `first` to sample `last` (end None:
+    to the end of the clip), and the frame ranges around its coming and going where each
+    frame is judged on its own (the samples lie frames apart, and the one next to a change
+    can be misread): from two samples before the first one seen to the sample after it,
+    and from the sample before the last one seen to two samples after it."""
+    n = len(indices)
+    unsure = []
+    start = 0
+    if first > 0:
+        start = int(indices[max(first - 2, 0)]) + 1
+        unsure.append((start, int(indices[min(first + 1, n - 1)])))
+    end = None
+    if last < n - 1:
+        end = int(indices[min(last + 2, n - 1)])
+        unsure.append((int(indices[max(last - 1, 0)]) + 1, end))
+    return start, end, tuple((lo, hi) for lo, hi in unsure if hi > lo)
 
 
 def _change_gain(ys: np.ndarray, alpha: np.ndarray) -> float:

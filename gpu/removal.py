@@ -22,6 +22,8 @@ from gpu.regions import Box
 
 #: above this opacity inversion amplifies noise too much (×1/(1−α)); inpaint instead
 ALPHA_MAX = 0.85
+#: the pixels whose blend tells a frame with the mark from one without it
+PRESENCE_ALPHA = 0.1
 
 
 @dataclass
@@ -37,6 +39,9 @@ class Matte:
     opacity: float
     start_frame: int = 0
     end_frame: int | None = None  # exclusive; None = to the end
+    #: frame ranges [lo, hi) around the mark's coming and going where each frame is
+    #: judged on its own (PreparedMatte.present)
+    unsure: tuple[tuple[int, int], ...] = ()
     start_s: float = 0.0
     end_s: float | None = None
     method: str = "invert"
@@ -55,6 +60,15 @@ class Matte:
         lo = max(first, self.start_frame)
         hi = first + count if self.end_frame is None else min(first + count, self.end_frame)
         return (lo - first, hi - first) if hi > lo else None
+
+    def unsure_in(self, first: int, lo: int, hi: int) -> np.ndarray:
+        """Which frames of a batch slice [lo, hi) (the batch starts at frame `first`) lie
+        where the mark's presence is judged frame by frame."""
+        frames = np.arange(first + lo, first + hi)
+        out = np.zeros(hi - lo, bool)
+        for a, b in self.unsure:
+            out |= (frames >= a) & (frames < b)
+        return out
 
 
 class PreparedMatte:
@@ -117,6 +131,25 @@ class PreparedMatte:
             "window": window,
             "any_hole": torch.tensor(bool(hole.any())),
         }
+
+    def present(self, ys: np.ndarray) -> np.ndarray:
+        """Per (n, h, w) luma crop, whether the mark is in it: the picture under the mark is
+        guessed from around it (a push-pull fill), and the blend of that guess with the
+        mark explains the crop better than the guess alone."""
+        m = self.matte
+        alpha = torch.from_numpy(np.ascontiguousarray(m.alpha_y, dtype=np.float32))
+        marked = alpha > PRESENCE_ALPHA
+        if not bool(marked.any()):
+            return np.ones(len(ys), bool)
+        j = torch.from_numpy(np.ascontiguousarray(ys)).float()
+        known = (alpha < 0.02).float()[None, None]
+        under = push_pull(j[:, None], known)[:, 0]
+        a = torch.from_numpy(np.ascontiguousarray(m.a_y, dtype=np.float32))
+        change = (j - under)[:, marked]
+        blend = (a - alpha * under)[:, marked]
+        with_mark = (change - blend).pow(2).mean(1)
+        without = change.pow(2).mean(1)
+        return (with_mark <= without).numpy()
 
     def apply(self, crops: list[np.ndarray]) -> None:
         """Remove the mark in place from (n, h, w) uint8 crops of Y, U, V.

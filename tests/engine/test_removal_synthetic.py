@@ -241,7 +241,9 @@ def test_a_jumping_mark_takes_the_matte_of_its_first_place_where_the_picture_sta
     ys = np.concatenate([blend(clean[:32], first), blend(clean[32:], second)])
     samples, info = _sampled(ys)
     mattes = sorted(plan_marks(samples, info), key=lambda m: m.start_frame)
-    assert [(m.start_frame, m.end_frame) for m in mattes] == [(0, 32), (32, None)]
+    # the frames next to the jump are judged one by one (PreparedMatte.present)
+    assert [(m.start_frame, m.end_frame) for m in mattes] == [(0, 33), (31, None)]
+    assert [m.unsure for m in mattes] == [((31, 33),), ((31, 33),)]
     canvases = [_alpha_on_frame(m) for m in mattes]
     dx, dy = second.box[0] - first.box[0], second.box[1] - first.box[1]
     assert canvases[0].max() > 0
@@ -291,3 +293,28 @@ def test_a_logo_in_a_letterbox_bar_is_found_in_the_named_corner_not_the_pictures
     share, _area = coverage(found[0].box.as_list(), stamp.alpha)
     assert share >= 0.98
     assert found[0].box.y >= H - 32  # not the picture above the bar
+
+
+def test_each_frame_near_a_marks_coming_and_going_is_judged_on_its_own() -> None:
+    """Samples lie frames apart, so a mark's time range is only known to within them: near
+    its ends the frames without it must come back untouched (an inverted frame without the
+    mark shows a dark ghost of it) and those with it cleaned."""
+    clean = panning_frames(24)
+    stamp = text_mark(H, W, 0.6, "top-right")
+    crop = expand_box(Box(*stamp.box), 8, W, H)
+    rows, cols = crop.slices_in(Box(0, 0, W, H))
+    alpha = stamp.alpha[rows, cols]
+    matte = Matte(
+        box=crop,
+        alpha_y=alpha,
+        a_y=alpha * stamp.colour,
+        alpha_c=alpha[::2, ::2],
+        a_u=alpha[::2, ::2] * 128,
+        a_v=alpha[::2, ::2] * 128,
+        opacity=0.6,
+    )
+    prepared = PreparedMatte(matte, torch.device("cpu"), (0.0, 255.0))
+    marked = blend(clean, stamp)[:, rows, cols]
+    bare = np.clip(clean + 0.5, 0, 255).astype(np.uint8)[:, rows, cols]
+    assert prepared.present(marked).all()
+    assert not prepared.present(bare).any()
