@@ -79,9 +79,13 @@ STILL_CUT_LEVELS = (STILL_DAMPED, 0.4, 0.15)
 STILL_CUT_AREA = 0.004  # a shape cut out of the scenery covers at least this share of the frame
 STILL_CUT_TEXTURE = 2.5  # and its detail is at least this many times its ring's
 STILL_MARGIN = 2  # a mark sits inside the picture: at least this far (working px) from its edge
-#: a scene cut between two samples changes at least CUT_SHARE of the picture (cells of
-#: CUT_GRID) by CUT_LEVELS, and CUT_CONTRAST times the share the clip's samples usually change
-CUT_GRID = (64, 36)
+#: a scene cut between two samples changes at least CUT_SHARE of the picture (a grid of
+#: CUT_GRID points) by CUT_LEVELS, and CUT_CONTRAST times the share the clip's samples
+#: usually change
+CUT_GRID = (64, 36)  # points across, down
+CUT_LEVELS = 12.0
+CUT_SHARE = 0.6
+CUT_CONTRAST = 4.0
 #: a letterbox (pillarbox) bar: lines along a side where BAR_SHARE of the pixels are dark
 #: (mean below BAR_LEVEL), static (temporal std below BAR_STD) and flat (within BAR_FLAT of
 #: the line's median); a logo in the bar takes the rest
@@ -89,9 +93,6 @@ BAR_LEVEL = 40.0
 BAR_STD = 1.5
 BAR_FLAT = 4.0
 BAR_SHARE = 0.5
-CUT_LEVELS = 12.0
-CUT_SHARE = 0.6
-CUT_CONTRAST = 4.0
 
 
 @dataclass
@@ -383,8 +384,9 @@ def _relay(runs: list[Detection], total: int) -> list[Detection]:
 def _appearing(tracks: list[Detection], grads: np.ndarray, factor: int) -> list[Detection]:
     """Marks that stay in one place for part of the clip (a logo that comes in after an
     intro, or leaves before the end): a run where the mark's edges are present over at
-    least APPEARING_SHARE of the samples, on a track that scored as a blend over at least
-    a time segment's worth of samples."""
+    least APPEARING_SHARE of the samples and absent from as many at the start or the end,
+    on a track that scored as a blend over at least a time segment's worth of samples
+    with real content moving under it."""
     total = len(grads)
     out = []
     for track, run in ((tr, r) for tr in tracks for r in _split_by_presence(tr, grads, factor)):
@@ -492,31 +494,36 @@ def scenes(frames: np.ndarray) -> list[tuple[int, int]]:
     t = len(frames)
     if t < 4:
         return [(0, t)]
-    tiny = np.stack([cv2.resize(f, CUT_GRID, interpolation=cv2.INTER_AREA) for f in frames])
+    h, w = frames.shape[1:]
+    sy, sx = max(1, h // CUT_GRID[1]), max(1, w // CUT_GRID[0])
+    tiny = frames[:, sy // 2 :: sy, sx // 2 :: sx]  # a grid of points: cheap, and enough
     share = (np.abs(np.diff(tiny, axis=0)) > CUT_LEVELS).mean(axis=(1, 2))
     cut = (share > CUT_SHARE) & (share > CUT_CONTRAST * float(np.median(share)))
     bounds = [0, *(np.nonzero(cut)[0] + 1).tolist(), t]
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def bar_edges(frames: np.ndarray) -> np.ndarray:
+def bar_edges(frames: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """The inner edges of letterbox and pillarbox bars (dark, flat and static bands along
-    the frame's sides), a few pixels wide: the picture's edge there is as persistent as a
-    mark's, and a user's corner search took it for one (smearing the picture into the bar)."""
+    the frame's sides; `mean` is the frames' temporal mean), a few pixels wide: the
+    picture's edge there is as persistent as a mark's, and a user's corner search took it
+    for one (smearing the picture into the bar)."""
     t, h, w = frames.shape
     out = np.zeros((h, w), bool)
-    if t < 3:
-        return out
-    mean = frames.mean(0)
-    bar = (frames.std(0) < BAR_STD) & (mean < BAR_LEVEL)
+    dark = mean < BAR_LEVEL
+    sides = (dark[0], dark[-1], dark[:, 0], dark[:, -1])
+    if t < 3 or all(side.mean() < BAR_SHARE for side in sides):
+        return out  # no side of the frame is dark: no bar
+    bar = (frames.std(0) < BAR_STD) & dark
     for axis, size in ((1, h), (0, w)):
         along = mean if axis == 1 else mean.T
         flat = np.abs(along - np.median(along, axis=1, keepdims=True)) < BAR_FLAT
         lines = ((bar if axis == 1 else bar.T) & flat).mean(1) >= BAR_SHARE
-        for edge in (lines, lines[::-1]):
-            n = int(np.argmin(edge)) if not edge.all() else 0
+        for from_start in (True, False):
+            edge = lines if from_start else lines[::-1]
+            n = int(np.argmin(edge)) if not edge.all() else 0  # the bar's lines from that side
             if 2 <= n < size // 2:
-                band = slice(n - 2, n + 3) if edge is lines else slice(size - n - 3, size - n + 2)
+                band = slice(n - 2, n + 3) if from_start else slice(size - n - 3, size - n + 2)
                 if axis == 1:
                     out[band, :] = True
                 else:
@@ -536,7 +543,7 @@ def edge_strength(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     else:
         per_scene = np.stack([gradient_magnitude(frames[a:b].mean(0)) for a, b in runs])
         strength = np.median(per_scene, axis=0)
-    strength[bar_edges(frames)] = 0.0
+    strength[bar_edges(frames, mean)] = 0.0
     return mean, strength
 
 

@@ -106,15 +106,17 @@ def with_real_rate(path: str | os.PathLike[str], info: VideoInfo) -> VideoInfo:
     if not counted or counted / info.duration_s > info.fps / 2:
         return info
     average = counted / info.duration_s
-    rate = f"{average:.3f}"
-    for usual in _USUAL_RATES:
-        num, _, den = usual.partition("/")
-        if abs(average / (int(num) / int(den or 1)) - 1) <= 0.015:
-            rate = usual
-            break
+    near = [rate for rate in _USUAL_RATES if abs(average / _rate_value(rate) - 1) <= 0.015]
+    rate = near[0] if near else f"{average:.3f}"
+    return replace(
+        info, fps=_rate_value(rate), frames=counted, frames_counted=True, forced_rate=rate
+    )
+
+
+def _rate_value(rate: str) -> float:
+    """Frames per second of a rate as `-r` takes it ("30000/1001", "25", "40.741")."""
     num, _, den = rate.partition("/")
-    fps = float(num) / float(den or 1)
-    return replace(info, fps=fps, frames=counted, frames_counted=True, forced_rate=rate)
+    return float(num) / float(den or 1)
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
