@@ -140,6 +140,7 @@ def process(
     temp = temp_path_beside(output)
     frames = 0
     work_s = 0.0
+    prepared: list[Any] = []
     try:
         with (
             FrameReader(
@@ -167,7 +168,7 @@ def process(
             t0 = time.monotonic()
             report_progress(0.1, "removing the watermark")
             value_range = (0.0, 255.0)
-            prepared = [PreparedMatte(m, torch_device, value_range) for m in mattes]
+            prepared += [PreparedMatte(m, torch_device, value_range) for m in mattes]
             for chunk in stream:
                 w0 = time.monotonic()
                 if prepared:
@@ -200,11 +201,10 @@ def process(
             {
                 "box": m.reported_box.turned(quarters, fmt.width, fmt.height).as_list(),
                 "opacity": round(float(m.opacity), 3),
-                "start_s": round(m.start_s, 3),
-                "end_s": round(m.end_s if m.end_s is not None else frames / fps if fps else 0.0, 3),
+                **_time_range(pm, frames, fps),
                 "method": m.method,
             }
-            for m in mattes
+            for m, pm in zip(mattes, prepared, strict=True)
         ],
         "frames": frames,
         "fps": round(fps, 4),
@@ -229,6 +229,18 @@ def process(
         torch_device.type,
     )
     return report
+
+
+def _time_range(pm: Any, frames: int, fps: float) -> dict[str, float]:
+    """When a mark was removed: from its first to its last frame cleaned (frames near a
+    time range's ends are judged one by one); the plan's range where none was."""
+    if pm.cleaned is not None and fps:
+        start, end = pm.cleaned[0] / fps, (pm.cleaned[1] + 1) / fps
+    else:
+        m = pm.matte
+        start = m.start_s
+        end = m.end_s if m.end_s is not None else frames / fps if fps else 0.0
+    return {"start_s": round(start, 3), "end_s": round(end, 3)}
 
 
 def _evenly_spaced(rate: str) -> dict[str, Any]:
@@ -292,6 +304,8 @@ def _remove(chunk: np.ndarray, first: int, fmt: Any, prepared: list[Any]) -> Non
             np.ascontiguousarray(v[frames, chroma[0], chroma[1]]),
         ]
         pm.apply(crops)
+        if frames.size:
+            pm.note_cleaned(first + int(frames.min()), first + int(frames.max()))
         for plane, crop, (rows, cols) in zip((y, u, v), crops, (luma, chroma, chroma), strict=True):
             plane[frames, rows, cols] = crop
 

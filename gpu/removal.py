@@ -79,6 +79,8 @@ class PreparedMatte:
     ) -> None:
         self.matte = matte
         self.device = device
+        #: the first and the last frame this mark was removed from (None: none yet)
+        self.cleaned: tuple[int, int] | None = None
         self.lo, self.hi = value_range
         # lines continue scenery in luma only: in the half-resolution chroma a line copies
         # the colour error of its two end pixels across the hole (measured: cockatoo/opencv/
@@ -131,6 +133,13 @@ class PreparedMatte:
             "window": window,
             "any_hole": torch.tensor(bool(hole.any())),
         }
+
+    def note_cleaned(self, first: int, last: int) -> None:
+        """Count frames first..last as cleaned of this mark."""
+        if self.cleaned is None:
+            self.cleaned = (first, last)
+        else:
+            self.cleaned = (min(self.cleaned[0], first), max(self.cleaned[1], last))
 
     def present(self, ys: np.ndarray) -> np.ndarray:
         """Per (n, h, w) luma crop, whether the mark is in it: the picture under the mark is

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.cli import main
@@ -116,17 +117,48 @@ def test_rotation_and_odd_frame_rate_are_kept(tmp_path: Path) -> None:
     assert count_frames(out) == 15
 
 
+def _grey_clip(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
+    """(T, H, W) uint8 luma frames as a near-lossless H.264 MP4 (grey chroma)."""
+    t, h, w = frames.shape
+    cmd = [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "gray"]
+    cmd += ["-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-crf", "12"]
+    subprocess.run([*cmd, "-pix_fmt", "yuv420p", str(path)], input=frames.tobytes(), check=True)
+    return path
+
+
+def test_a_logo_that_comes_in_is_removed_from_the_frame_it_comes_in(tmp_path: Path) -> None:
+    """A logo that comes in after an intro: found over its part of the clip, and the frames
+    before it (judged one by one near its coming) come out as they went in."""
+    clean = panning_frames(64)
+    stamp = text_mark(144, 256, 0.6, corner="top-right")
+    frames = np.clip(clean + 0.5, 0, 255).astype(np.uint8)
+    frames[26:] = blend(clean[26:], stamp)
+    src = _grey_clip(tmp_path / "in.mp4", frames)
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    assert main(["remove", str(src), "-o", str(out), "--report", str(report)]) == 0
+    (region,) = json.loads(report.read_text())["regions"]
+    assert region["start_s"] == pytest.approx(2.6, abs=0.11) and region["end_s"] == 6.4
+    x, y, w, h = stamp.box
+    before, after = _decoded_luma(src), _decoded_luma(out)
+    untouched = np.abs(after[:26, y : y + h, x : x + w] - before[:26, y : y + h, x : x + w])
+    assert untouched.mean() < 1.5  # the re-encode's own difference
+    cleaned = np.abs(after[26:, y : y + h, x : x + w] - clean[26:, y : y + h, x : x + w])
+    assert cleaned.mean() < 0.5 * np.abs(frames[26:] - clean[26:])[:, y : y + h, x : x + w].mean()
+
+
+def _decoded_luma(path: Path) -> np.ndarray:
+    info = probe_video(path)
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, info.height, info.width).astype(np.float32)
+
+
 def test_a_phone_portrait_video_is_judged_as_it_is_shown(tmp_path: Path) -> None:
     """A phone stores a portrait video on its side with a display rotation: the corner the
     user names, and the boxes and size in the report, are those of the picture as shown."""
     frames = panning_frames(40)  # 144×256 as stored
     stamp = text_mark(144, 256, 0.5, corner="top-right")  # shown at the bottom right
-    stored = tmp_path / "stored.mp4"
-    cmd = [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "gray"]
-    cmd += ["-s", "256x144", "-r", "10", "-i", "-", "-c:v", "libx264", "-crf", "12"]
-    subprocess.run(
-        [*cmd, "-pix_fmt", "yuv420p", str(stored)], input=blend(frames, stamp).tobytes(), check=True
-    )
+    stored = _grey_clip(tmp_path / "stored.mp4", blend(frames, stamp))
     portrait = tmp_path / "portrait.mp4"
     subprocess.run(
         [ffmpeg_exe(), "-v", "error", "-display_rotation", "-90", "-i", str(stored)]
