@@ -83,18 +83,21 @@ async def test_message_is_not_modified_is_ignored(notifier_and_deps, fake_api: F
     assert len(fake_api.calls_to("editMessageText")) == 1
 
 
+async def _deliver_completed(notifier, deps, clip: Path, report: dict) -> Job:
+    """Deliver a completed job whose output is `clip`, with this engine report."""
+    job = make_job(JobState.COMPLETED, progress=100)
+    size = await deps.storage.put_file(f"outputs/{job.id}.mp4", clip)
+    job = job.replace(output_key=f"outputs/{job.id}.mp4", output_size_bytes=size, report=report)
+    await notifier.deliver(job)
+    return job
+
+
 async def test_completed_job_is_replied_with_the_video(
     notifier_and_deps, fake_api: FakeBotApi, small_clip: Path
 ):
     notifier, deps = notifier_and_deps
-    job = make_job(JobState.COMPLETED, progress=100)
-    size = await deps.storage.put_file(f"outputs/{job.id}.mp4", small_clip)
-    job = job.replace(
-        output_key=f"outputs/{job.id}.mp4",
-        output_size_bytes=size,
-        report={"width": 160, "height": 120, "duration_s": 1.0},
-    )
-    await notifier.deliver(job)
+    report = {"width": 160, "height": 120, "duration_s": 1.0}
+    await _deliver_completed(notifier, deps, small_clip, report)
     (sent,) = fake_api.calls_to("sendVideo")
     assert sent.files["video"].data == small_clip.read_bytes()
     assert int(sent.params["chat_id"]) == CHAT
@@ -117,14 +120,8 @@ async def test_the_caption_says_what_was_removed_or_how_to_point_at_it(
 ):
     """Not "Watermark removed" over a video in which nothing was found."""
     notifier, deps = notifier_and_deps
-    job = make_job(JobState.COMPLETED, progress=100)
-    size = await deps.storage.put_file(f"outputs/{job.id}.mp4", small_clip)
-    job = job.replace(
-        output_key=f"outputs/{job.id}.mp4",
-        output_size_bytes=size,
-        report={"regions": regions, "frames": 10, "width": 160, "height": 120},
-    )
-    await notifier.deliver(job)
+    report = {"regions": regions, "frames": 10, "width": 160, "height": 120}
+    job = await _deliver_completed(notifier, deps, small_clip, report)
     (sent,) = fake_api.calls_to("sendVideo")
     caption = sent.params["caption"]
     assert words in caption and job.id in caption
