@@ -237,7 +237,30 @@ def _moving_marks(
     # (not across scene cuts, where each shot's scenery comes and goes with its shot)
     if not relayed and len(scenes(small)) < 3:
         relayed = _appearing(tracks, grads, factor)
-    return _grow_runs(relayed, small, grads, full, factor, gap)
+    return _grow_runs(_distinct(relayed), small, grads, full, factor, gap)
+
+
+def _distinct(runs: list[Detection]) -> list[Detection]:
+    """The runs with those of one place at overlapping times joined: each track's family
+    hands over between the same places, so two tracks of one jumping mark gave each of its
+    runs twice (removed twice: the blend inverted twice, worse than the input)."""
+    out: list[Detection] = []
+    for run in runs:
+        same = next(
+            (
+                d
+                for d in out
+                if _overlap(d.box, run.box) > 0.5
+                and run.first_sample <= d.last_sample
+                and d.first_sample <= run.last_sample
+            ),
+            None,
+        )
+        if same is None:
+            out.append(run)
+        else:
+            _merge(same, run)
+    return out
 
 
 def _grow_runs(

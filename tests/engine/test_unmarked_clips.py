@@ -1,4 +1,5 @@
-"""The real clips in ../shared/data carry no watermark: at full length, none is found.
+"""The real clips in ../shared/data: unmarked, none is found at full length; cut together
+or reposted upright with a mark, the mark alone is found.
 
 Small persistent scenery that the picture's changes pass through scaled (a road reflector
 cars drive over, floor tile lines people walk across) once passed for a mark on the
@@ -69,3 +70,31 @@ def test_a_compilation_of_shots_shows_only_its_mark(
         return
     assert len(found) == 1, [(d.box.as_list(), d.features) for d in found]
     assert found[0].box.shared_area(Box(474, 16, 150, 36)) > 0
+
+
+def test_a_mark_jumping_over_a_vertical_repost_is_found_once_at_each_place(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A landscape clip reposted upright over its own blurred copy, with a mark that jumps
+    from the lower left to the upper right halfway (as short-video apps' marks do): each
+    place once, over its own half. Each place's track found the other's copies, and every
+    run came out twice, so the blend was inverted twice (worse than the input)."""
+    path = tmp_path / "upright.mp4"
+    graph = (
+        "[0:v]split[a][b];[a]scale=360:640:force_original_aspect_ratio=increase,"
+        "crop=360:640,boxblur=10[bg];[b]scale=360:203[fg];[bg][fg]overlay=0:218[v];"
+        "[1]scale=56:-1,format=rgba,colorchannelmixer=aa=0.6,split[l1][l2];"
+        "[v][l1]overlay=15:450:enable='lt(t,4.5)'[v1];"
+        "[v1][l2]overlay=285:100:enable='gte(t,4.5)',format=yuv420p"
+    )
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-t", "9"]
+    cmd += ["-i", str(shared_data / "videos" / "cockatoo.mp4")]
+    cmd += ["-i", str(shared_data / "logos" / "opencv-logo-white.png")]
+    cmd += ["-filter_complex", graph, "-c:v", "libx264", "-crf", "18", "-an", str(path)]
+    subprocess.run(cmd, check=True)
+    samples = sample_frames(path, probe_video(path))
+    found = sorted(detect_marks(samples.planes()[0]), key=lambda d: d.first_sample)
+    assert len(found) == 2, [(d.box.as_list(), d.first_sample, d.last_sample) for d in found]
+    assert found[0].box.shared_area(Box(15, 450, 56, 74)) > 0
+    assert found[1].box.shared_area(Box(285, 100, 56, 74)) > 0
+    assert found[0].last_sample < found[1].first_sample
