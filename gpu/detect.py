@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -244,22 +244,28 @@ def _distinct(runs: list[Detection]) -> list[Detection]:
     """The runs with those of one place at overlapping times joined: each track's family
     hands over between the same places, so two tracks of one jumping mark gave each of its
     runs twice (removed twice: the blend inverted twice, worse than the input)."""
+    return _joined(runs, lambda a, b: _overlap(a, b) > 0.5)
+
+
+def _joined(dets: list[Detection], alike: Callable[[Box, Box], bool]) -> list[Detection]:
+    """`dets`, each merged into the first one kept before it whose box it is `alike` at
+    overlapping times."""
     out: list[Detection] = []
-    for run in runs:
-        same = next(
+    for det in dets:
+        home = next(
             (
                 d
                 for d in out
-                if _overlap(d.box, run.box) > 0.5
-                and run.first_sample <= d.last_sample
-                and d.first_sample <= run.last_sample
+                if alike(d.box, det.box)
+                and det.first_sample <= d.last_sample
+                and d.first_sample <= det.last_sample
             ),
             None,
         )
-        if same is None:
-            out.append(run)
+        if home is None:
+            out.append(det)
         else:
-            _merge(same, run)
+            _merge(home, det)
     return out
 
 
@@ -300,23 +306,7 @@ def _add_to_tracks(tracks: list[Detection], det: Detection) -> None:
 
 def _join_parts(tracks: list[Detection], gap: int) -> list[Detection]:
     """Tracks next to each other at the same time are parts of one logo: one track."""
-    joined: list[Detection] = []
-    for track in sorted(tracks, key=lambda d: -d.box.area):
-        home = next(
-            (
-                j
-                for j in joined
-                if _near(j.box, track.box, gap)
-                and track.first_sample <= j.last_sample
-                and j.first_sample <= track.last_sample
-            ),
-            None,
-        )
-        if home is None:
-            joined.append(track)
-        else:
-            _merge(home, track)
-    return joined
+    return _joined(sorted(tracks, key=lambda d: -d.box.area), lambda a, b: _near(a, b, gap))
 
 
 def _moved_copies(
