@@ -278,7 +278,31 @@ def plan_marks(
             end,
             method,
         )
-    return _with_moved_mattes(detections, made, samples)
+    return _one_per_place(_with_moved_mattes(detections, made, samples))
+
+
+def _one_per_place(mattes: list[Matte]) -> list[Matte]:
+    """The mattes, less any over the pixels of one kept before it (half of the smaller box)
+    at overlapping times: removing one mark twice inverts its blend twice, which leaves
+    the picture worse than the mark did."""
+    kept: list[Matte] = []
+    for m in mattes:
+        end = m.end_frame if m.end_frame is not None else 1 << 62
+        twin = next(
+            (
+                k
+                for k in kept
+                if 2 * k.box.shared_area(m.box) > min(k.box.area, m.box.area)
+                and m.start_frame < (k.end_frame if k.end_frame is not None else 1 << 62)
+                and k.start_frame < end
+            ),
+            None,
+        )
+        if twin is None:
+            kept.append(m)
+        else:
+            log.warning("a second matte over the mark at %s is dropped", twin.box.as_list())
+    return kept
 
 
 def _with_moved_mattes(

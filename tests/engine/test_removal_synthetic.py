@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -318,3 +320,18 @@ def test_each_frame_near_a_marks_coming_and_going_is_judged_on_its_own() -> None
     bare = np.clip(clean + 0.5, 0, 255).astype(np.uint8)[:, rows, cols]
     assert prepared.present(marked).all()
     assert not prepared.present(bare).any()
+
+
+def test_one_mark_found_twice_is_removed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two detections of one mark at the same time would invert its blend twice, leaving
+    the picture worse than the mark did: the plan keeps one matte per place and time."""
+    import gpu.plan
+
+    stamp = text_mark(H, W, 0.6, "top-right")
+    samples, info = _sampled(blend(panning_frames(T), stamp))
+    found = detect_marks(samples.planes()[0])
+    assert len(found) == 1
+    twin = replace(found[0], box=found[0].box.moved(2, 0), mask=found[0].mask.copy())
+    monkeypatch.setattr(gpu.plan, "detect_marks", lambda ys, search=None: [found[0], twin])
+    (matte,) = plan_marks(samples, info)
+    assert matte.box.shared_area(Box(*stamp.box)) > 0
