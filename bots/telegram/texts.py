@@ -104,10 +104,7 @@ def done(job: Job, *, as_link: bool = False) -> str:
 def result_caption(job: Job) -> str:
     """Caption of the cleaned video: what was removed, or that nothing was found."""
     job_line = f"\nJob {job.id}"
-    text = describe_removal(job.report or {})
-    if len(text) + len(job_line) > MAX_CAPTION_CHARS:
-        text = text[: MAX_CAPTION_CHARS - len(job_line) - 1] + "…"
-    return text + job_line
+    return clip(describe_removal(job.report or {}), MAX_CAPTION_CHARS - len(job_line)) + job_line
 
 
 def result_link(job: Job, url: str, hours: int, limit_bytes: int) -> str:
@@ -133,6 +130,6 @@ def cancelled(job: Job) -> str:
     return f"This video's job was cancelled by an operator.\nJob {job.id}"
 
 
-def clip(text: str) -> str:
-    """Trim text to what one Telegram message holds."""
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Trim text to what one Telegram message (or `limit` characters) holds."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
