@@ -77,9 +77,10 @@ def count_video_frames(path: str | os.PathLike[str]) -> int | None:
 
 
 def with_counted_frames(path: str | os.PathLike[str], info: VideoInfo) -> VideoInfo:
-    """`info` with the video stream's frames counted (count_video_frames) and, where the
-    frame rate is known, the picture's own duration; unchanged when ffmpeg cannot tell."""
-    counted = count_video_frames(path)
+    """`info` with the video stream's frames counted (count_video_frames; a count already
+    made is reused) and, where the frame rate is known, the picture's own duration;
+    unchanged when ffmpeg cannot tell."""
+    counted = info.frames if info.frames_counted else count_video_frames(path)
     if not counted:
         return info
     duration = min(info.duration_s, counted / info.fps) if info.fps > 0 else info.duration_s

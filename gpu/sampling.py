@@ -45,7 +45,7 @@ def sample_frames(
     them (decoding only those is far cheaper), otherwise evenly spaced decoded frames."""
     frame_bytes = info.width * info.height * 3 // 2
     cap = max(8, min(max_samples, MAX_SAMPLE_BYTES // max(frame_bytes, 1)))
-    if info.has_audio and not info.frames_counted:
+    if info.has_audio:
         # the strided routes place their samples by the clip's frame count; with audio the
         # container's duration may be the audio's, longer than the picture (a moving mark's
         # time ranges landed seconds late on such a clip)
