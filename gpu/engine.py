@@ -201,7 +201,7 @@ def process(
             {
                 "box": m.reported_box.turned(quarters, fmt.width, fmt.height).as_list(),
                 "opacity": round(float(m.opacity), 3),
-                **_time_range(pm, frames, fps),
+                **_removed_span(pm, frames, fps),
                 "method": m.method,
             }
             for m, pm in zip(mattes, prepared, strict=True)
@@ -231,7 +231,7 @@ def process(
     return report
 
 
-def _time_range(pm: Any, frames: int, fps: float) -> dict[str, float]:
+def _removed_span(pm: Any, frames: int, fps: float) -> dict[str, float]:
     """When a mark was removed: from its first to its last frame cleaned (frames near a
     time range's ends are judged one by one); the plan's range where none was."""
     if pm.cleaned is not None and fps:

@@ -287,14 +287,13 @@ def _one_per_place(mattes: list[Matte]) -> list[Matte]:
     the picture worse than the mark did."""
     kept: list[Matte] = []
     for m in mattes:
-        end = m.end_frame if m.end_frame is not None else 1 << 62
         twin = next(
             (
                 k
                 for k in kept
                 if 2 * k.box.shared_area(m.box) > min(k.box.area, m.box.area)
-                and m.start_frame < (k.end_frame if k.end_frame is not None else 1 << 62)
-                and k.start_frame < end
+                and m.start_frame < _until(k)
+                and k.start_frame < _until(m)
             ),
             None,
         )
@@ -303,6 +302,11 @@ def _one_per_place(mattes: list[Matte]) -> list[Matte]:
         else:
             log.warning("a second matte over the mark at %s is dropped", twin.box.as_list())
     return kept
+
+
+def _until(m: Matte) -> int:
+    """The frame a matte's time range ends before (a bound past any clip when it runs on)."""
+    return m.end_frame if m.end_frame is not None else 1 << 62
 
 
 def _with_moved_mattes(
