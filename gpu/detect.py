@@ -567,10 +567,11 @@ def within_scenes(frames: np.ndarray) -> np.ndarray:
     runs = scenes(frames)
     if len(runs) < 3:
         return frames
-    out = frames - frames.mean(0)
+    mean = frames.mean(0)
+    out = frames - mean
     for a, b in runs:
         out[a:b] -= out[a:b].mean(0)
-    return out + frames.mean(0)
+    return out + mean
 
 
 def persistent_edges(frames: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
