@@ -59,3 +59,9 @@ def make_m2ts(src: Path, path: Path) -> Path:
     cmd = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-c", "copy", "-f", "mpegts"]
     subprocess.run([*cmd, "-mpegts_m2ts_mode", "1", str(path)], check=True, capture_output=True)
     return path
+
+
+def decoded(path: Path, pix_fmt: str = "yuv420p") -> bytes:
+    """Every frame of `path` in one raw pixel format, straight from ffmpeg (no pipes of ours)."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", pix_fmt]
+    return subprocess.run([*cmd, "-"], capture_output=True, check=True).stdout

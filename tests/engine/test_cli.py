@@ -12,7 +12,7 @@ import pytest
 from core.cli import main
 from gpu.probe import ffmpeg_exe, probe_video
 from tests.engine.synth import blend, panning_frames, text_mark
-from tests.media import count_frames, make_clip
+from tests.media import count_frames, decoded, make_clip
 
 
 def _audio_packets(path: Path) -> list[str]:
@@ -148,9 +148,8 @@ def test_a_logo_that_comes_in_is_removed_from_the_frame_it_comes_in(tmp_path: Pa
 
 def _decoded_luma(path: Path) -> np.ndarray:
     info = probe_video(path)
-    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"]
-    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, info.height, info.width).astype(np.float32)
+    luma = np.frombuffer(decoded(path, "gray"), np.uint8)
+    return luma.reshape(-1, info.height, info.width).astype(np.float32)
 
 
 def test_a_phone_portrait_video_is_judged_as_it_is_shown(tmp_path: Path) -> None:
@@ -375,12 +374,7 @@ def test_rgb_video_comes_out_in_its_own_colours(tmp_path: Path, codec: str) -> N
         "tv",
         "smpte170m",
     )
-    rgb = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(out), "-frames:v", "1"]
-        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
+    rgb = decoded(out, "rgb24")  # its first frame's pixels come first
     centre = 3 * (32 * 96 + 48)
     assert (
         max(abs(a - b) for a, b in zip(rgb[centre : centre + 3], (0x20, 0x50, 0xE0), strict=True))

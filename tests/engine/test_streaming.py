@@ -16,29 +16,13 @@ from gpu.engine import Limits, process
 from gpu.probe import count_video_frames, ffmpeg_exe, probe_video
 from gpu.sampling import _decoded_samples, _strided_samples, sample_frames
 from gpu.video_io import EncoderSettings, FrameReader, FrameWriter
-from tests.media import make_clip
+from tests.media import decoded, make_clip
 
 
 def _decode(path: Path) -> np.ndarray:
     """Every frame as planar 4:2:0 bytes, straight from ffmpeg (no pipes of ours)."""
     info = probe_video(path)
-    raw = subprocess.run(
-        [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, info.width * info.height * 3 // 2)
+    return np.frombuffer(decoded(path), np.uint8).reshape(-1, info.width * info.height * 3 // 2)
 
 
 def _read_all(path: Path, ahead: int) -> np.ndarray:
