@@ -204,7 +204,7 @@ def build_worker(
     redis_url: str | None = None,
     policy: Policy | None = None,
     **arq_options: Any,
-) -> Worker:
+) -> StoppableWorker:
     """An arq Worker for our functions; with `deps` given, it uses (and does not close) them."""
     url = redis_url or settings.redis_url
     if not url:
@@ -213,10 +213,35 @@ def build_worker(
     if deps is not None:
         options["ctx"]["deps"] = deps
     options.update(arq_options)
-    return Worker(redis_settings=redis_settings(url), **options)
+    return StoppableWorker(redis_settings=redis_settings(url), **options)
 
 
-async def close_worker(worker: Worker) -> None:
+class StoppableWorker(Worker):
+    """arq's Worker, whose pick-up of jobs a stop never cuts in half.
+
+    arq marks a run in progress in Redis, then starts its task. A stop landing between the
+    two (the poll loop is cancelled mid-transaction) left the run queued but marked in
+    progress with no task: every worker skipped it until arq's timeout ran out, and a burst
+    worker polled it forever. Here a pick-up runs to its end; `close_worker` stops new ones,
+    waits for the one under way, and then cancels every job task, including what it started.
+    """
+
+    _picking: asyncio.Future[None] | None = None
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        if not self.allow_pick_jobs:
+            return  # a stop began while these ids were being read
+        self._picking = asyncio.ensure_future(super().start_jobs(job_ids))
+        await asyncio.shield(self._picking)
+
+    async def stop_picking(self) -> None:
+        """Pick up no more jobs; return once a pick-up under way has started its tasks."""
+        self.allow_pick_jobs = False
+        if self._picking is not None:
+            await asyncio.gather(self._picking, return_exceptions=True)
+
+
+async def close_worker(worker: StoppableWorker) -> None:
     """Stop a worker: cancel its running jobs (they hand themselves back), wait, shut down.
 
     arq's own `close()` gathers the job tasks without `return_exceptions`, so a task
@@ -224,6 +249,7 @@ async def close_worker(worker: Worker) -> None:
     the tasks are awaited first and forgotten, then arq closes the rest. Cron runs it cut
     short are dropped from Redis, so that the next worker does not wait on them.
     """
+    await worker.stop_picking()
     # running now, or already cancelled by arq's own signal handler
     cut = [job_id for job_id, task in worker.tasks.items() if task.cancelling() or not task.done()]
     for task in worker.tasks.values():

@@ -226,6 +226,37 @@ async def test_graceful_shutdown_hands_the_job_back_at_once(
     assert notifier.count(job.id) == 1
 
 
+async def test_a_worker_stopped_again_and_again_leaves_the_job_to_the_next_one_each_time(
+    deps: Deps, notifier: CountingNotifier, small_clip: Path
+) -> None:
+    # A stop that came while the poll loop was picking the handed-back run up again left
+    # it marked in progress with no task (the next worker skipped it for arq's whole
+    # timeout; a burst worker polled it forever), or started a task after the running
+    # ones were cancelled, which then ran on. Each 40-stop run of this test hit one.
+    engine: ScriptedEngine = deps.engine  # type: ignore[assignment]
+    engine.default = "hang"
+    accepted = await accept(deps, await store_clip(deps, new_job(), small_clip))
+    slow = Policy(lease_s=300, heartbeat_s=0.1)
+    stops = 40
+    for _ in range(stops):
+        engine.started.clear()
+        worker = build_worker(
+            deps.settings, deps=deps, policy=slow, poll_delay=0, handle_signals=False
+        )
+        running = asyncio.create_task(worker.async_run())
+        await asyncio.wait_for(engine.started.wait(), 5)
+        await close_worker(worker)
+        running.cancel()
+        assert engine.running == 0
+    assert engine.cancelled == stops
+
+    engine.default = "ok"
+    await asyncio.wait_for(run_worker(deps), 10)
+    job = await deps.store.get(accepted.job.id)
+    assert job is not None and job.status == JobState.COMPLETED and job.attempts == 1
+    assert notifier.count(job.id) == 1
+
+
 async def test_a_stop_during_a_cron_run_leaves_nothing_for_the_next_worker_to_wait_on(
     deps: Deps,
 ) -> None:
