@@ -93,6 +93,12 @@ BAR_LEVEL = 40.0
 BAR_STD = 1.5
 BAR_FLAT = 4.0
 BAR_SHARE = 0.5
+#: a mark on a bar: pixels BAR_MARK_LEVEL off the bar's level in BAR_MARK_SHARE of the
+#: samples, at least BAR_MIN_PIXELS of them, on a bar at least BAR_MIN_DEPTH lines deep
+BAR_MARK_LEVEL = 12.0
+BAR_MARK_SHARE = 0.9
+BAR_MIN_PIXELS = 40
+BAR_MIN_DEPTH = 12
 
 
 @dataclass
@@ -164,6 +170,9 @@ def detect_marks(ys: np.ndarray, search: Box | None = None) -> list[Detection]:
             _merge(home, still)
             home.features["still_mark"] = 1.0
             home.features["damping"] = still.features["damping"]
+    for drawn in _bar_marks(small, factor, ys, search, gap):
+        if not any(_overlap(drawn.box, d.box) > 0.3 for d in found):
+            found.append(drawn)
     segments = _segments(t)
     if len(segments) > 1:
         tracks = _segment_tracks(small, grads, ys, segments, search, factor, found, gap)
@@ -516,32 +525,107 @@ def scenes(frames: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def bar_edges(frames: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """The inner edges of letterbox and pillarbox bars (dark, flat and static bands along
-    the frame's sides; `mean` is the frames' temporal mean), a few pixels wide: the
-    picture's edge there is as persistent as a mark's, and a user's corner search took it
-    for one (smearing the picture into the bar)."""
+def bars(frames: np.ndarray, mean: np.ndarray) -> list[tuple[int, bool, int]]:
+    """The letterbox and pillarbox bars (dark, flat and static bands along the frame's
+    sides; `mean` is the frames' temporal mean): (axis, from_start, lines) for each, axis 1
+    for a band of rows (top or bottom), 0 for one of columns."""
     t, h, w = frames.shape
-    out = np.zeros((h, w), bool)
     dark = mean < BAR_LEVEL
     sides = (dark[0], dark[-1], dark[:, 0], dark[:, -1])
     if t < 3 or all(side.mean() < BAR_SHARE for side in sides):
-        return out  # no side of the frame is dark: no bar
+        return []  # no side of the frame is dark: no bar
     bar = (frames.std(0) < BAR_STD) & dark
-    for axis, size in ((1, h), (0, w)):
-        along = mean if axis == 1 else mean.T
-        flat = np.abs(along - np.median(along, axis=1, keepdims=True)) < BAR_FLAT
-        lines = ((bar if axis == 1 else bar.T) & flat).mean(1) >= BAR_SHARE
-        for from_start in (True, False):
-            edge = lines if from_start else lines[::-1]
-            n = int(np.argmin(edge)) if not edge.all() else 0  # the bar's lines from that side
-            if 2 <= n < size // 2:
-                band = slice(n - 2, n + 3) if from_start else slice(size - n - 3, size - n + 2)
-                if axis == 1:
-                    out[band, :] = True
-                else:
-                    out[:, band] = True
+    cols = _bar_depths(mean.T, bar.T, slice(None))
+    # rows are bars across the picture between the side bars, and columns the other way
+    # round: beside an upright picture's pillarbox every row is mostly bar
+    rows = _bar_depths(mean, bar, slice(cols[0], w - cols[1]))
+    cols = _bar_depths(mean.T, bar.T, slice(rows[0], h - rows[1]))
+    found = [(1, True, rows[0]), (1, False, rows[1]), (0, True, cols[0]), (0, False, cols[1])]
+    return [(axis, from_start, n) for axis, from_start, n in found if n]
+
+
+def _bar_depths(along: np.ndarray, bar: np.ndarray, span: slice) -> tuple[int, int]:
+    """How many of the lines (rows of `along`) from each end are bar lines over `span` of
+    their length (0: none, or too few or too many to be a bar)."""
+    lines_mean, lines_bar = along[:, span], bar[:, span]
+    flat = np.abs(lines_mean - np.median(lines_mean, axis=1, keepdims=True)) < BAR_FLAT
+    lines = (lines_bar & flat).mean(1) >= BAR_SHARE
+    depths = []
+    for edge in (lines, lines[::-1]):
+        n = int(np.argmin(edge)) if not edge.all() else 0
+        depths.append(n if 2 <= n < len(lines) // 2 else 0)
+    return depths[0], depths[1]
+
+
+def _bar_band(from_start: bool, start: int, stop: int, size: int) -> slice:
+    """Lines start..stop of a bar, counted from its side of the frame (`size` lines)."""
+    return slice(start, stop) if from_start else slice(size - stop, size - start)
+
+
+def _in_band(axis: int, band: slice) -> tuple[slice, slice]:
+    """The (rows, columns) of a band of rows (axis 1) or of columns (axis 0)."""
+    return (band, slice(None)) if axis == 1 else (slice(None), band)
+
+
+def bar_edges(frames: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The inner edges of letterbox and pillarbox bars, a few pixels wide: the picture's
+    edge there is as persistent as a mark's, and a user's corner search took it for one
+    (smearing the picture into the bar)."""
+    out = np.zeros(mean.shape, bool)
+    for axis, from_start, n in bars(frames, mean):
+        size = mean.shape[0] if axis == 1 else mean.shape[1]
+        out[_in_band(axis, _bar_band(from_start, n - 2, n + 3, size))] = True
     return out
+
+
+def _bar_marks(
+    small: np.ndarray, factor: int, full: np.ndarray, search: Box | None, gap: int
+) -> list[Detection]:
+    """Marks drawn on letterbox or pillarbox bars: what stands off a bar's flat level in
+    nearly every sample. A bar has no picture under a mark to tell a blend by (the noise
+    tests have nothing to see damped), but nothing of the picture lies there either:
+    subtitles come and go, a channel's handle or logo stays. Only on bars that come in
+    pairs (a picture padded to the frame's shape), or beside a picture that moves: a dark,
+    flat side of a still scene may be scenery (a night sky with the moon in it)."""
+    t, h, w = full.shape
+    mean = small.mean(0)
+    found = bars(small, mean)
+    picture = mean >= BAR_LEVEL
+    if not found or not picture.any():
+        return []
+    moving = float(np.median(small.std(0)[picture])) >= MOTION_STD
+    axes = [axis for axis, _from_start, _n in found]
+    out: list[Detection] = []
+    for axis, from_start, n in found:
+        if not moving and axes.count(axis) < 2:
+            continue
+        # full-resolution lines of the bar, less its inner edge's blur
+        depth = (n - 1) * factor - 2
+        if depth < BAR_MIN_DEPTH:
+            continue
+        rows, cols = _in_band(axis, _bar_band(from_start, 0, depth, h if axis == 1 else w))
+        crop = full[:, rows, cols].astype(np.float32)
+        level = float(np.median(crop))
+        steady = (np.abs(crop - level) > BAR_MARK_LEVEL).mean(0) >= BAR_MARK_SHARE
+        y0, x0 = rows.start or 0, cols.start or 0
+        steady &= ~frame_band(steady.shape, x0, y0, h, w, 1)  # the frame's own border
+        if steady.sum() < BAR_MIN_PIXELS:
+            continue
+        joined = cv2.morphologyEx(
+            steady.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((gap, gap), np.uint8)
+        )
+        count, labels = cv2.connectedComponents(joined, connectivity=8)
+        for label in range(1, count):
+            drawn = steady & (labels == label)
+            if drawn.sum() < BAR_MIN_PIXELS:
+                continue
+            # with the rim its edges blur into (anti-aliasing, the encoder's ringing)
+            box, mask = _cropped(dilate(drawn, 2), x0, y0)
+            if box is None or (search is not None and not _near(box, search, 0)):
+                continue
+            features = {"bar_mark": 1.0, "still_mark": 1.0}
+            out.append(Detection(box, mask, 0, t - 1, 1.0, features))
+    return _join_parts(out, gap)  # a logo's words, a handle's icon and name
 
 
 def edge_strength(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -106,6 +106,16 @@ def test_letterbox_bars_are_not_marks() -> None:
     assert _found(frames) == []
 
 
+def test_a_lamp_on_the_dark_side_of_a_still_scene_is_not_a_mark() -> None:
+    """Beside a still picture a dark, flat side may be scenery (a night sky) rather than a
+    letterbox bar, and what stands in it (a lamp) scenery too: marks drawn on bars are
+    looked for on bars that come in pairs, or beside a picture that moves."""
+    scene = _scene()
+    scene[:36] = 16.0
+    scene[12:24, 200:230] = 200.0
+    assert _found(_still_clip(scene)) == []
+
+
 def test_a_shadow_cut_by_the_frame_edge_is_not_a_mark() -> None:
     """A static shadow dims the scene's detail and its noise alike, as a dark blend would,
     but it runs on out of the picture: scenery, not an overlay inside the frame."""

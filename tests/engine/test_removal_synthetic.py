@@ -297,6 +297,47 @@ def test_a_logo_in_a_letterbox_bar_is_found_in_the_named_corner_not_the_pictures
     assert found[0].box.y >= H - 32  # not the picture above the bar
 
 
+def _barred(frames: np.ndarray, side: str, depth: int) -> np.ndarray:
+    """The frames with black (16) bars `depth` deep: top and bottom ("letterbox") or left
+    and right ("pillarbox")."""
+    if side == "letterbox":
+        frames[:, :depth] = frames[:, -depth:] = 16.0
+    else:
+        frames[:, :, :depth] = frames[:, :, -depth:] = 16.0
+    return frames
+
+
+@pytest.mark.parametrize("corner", ["top-left", "top-right", "bottom-left", "bottom-right"])
+@pytest.mark.parametrize("side", ["letterbox", "pillarbox"])
+def test_a_logo_on_a_bar_is_found_without_the_user(side: str, corner: str) -> None:
+    """Nothing moves under a mark on a black bar, so neither the blend's fingerprint nor
+    the damped noise shows it; it was found only in a corner the user named."""
+    frames = _barred(panning_frames(T), side, 30 if side == "letterbox" else 90)
+    stamp = text_mark(H, W, 0.8, corner=corner)
+    found = detect_marks(blend(frames, stamp))
+    assert len(found) == 1, [d.box for d in found]
+    share, area = coverage(found[0].box.as_list(), stamp.alpha)
+    assert share >= 0.98 and area <= 2.0
+
+
+def test_subtitles_on_a_bar_come_and_go_and_are_not_marks() -> None:
+    frames = _barred(panning_frames(T), "letterbox", 30)
+    lines = [
+        text_mark(H, W, 1.0, corner, text)
+        for corner, text in (
+            ("bottom-left", "ONE"),
+            ("bottom-right", "TWO"),
+            ("bottom-left", "SIX"),
+            ("bottom-right", "TEN"),
+            ("bottom-left", "AND"),
+        )
+    ]
+    spoken = np.concatenate(
+        [blend(part, lines[i % len(lines)]) for i, part in enumerate(np.array_split(frames, 8))]
+    )
+    assert detect_marks(spoken) == []
+
+
 def test_each_frame_near_a_marks_coming_and_going_is_judged_on_its_own() -> None:
     """Samples lie frames apart, so a mark's time range is only known to within them: near
     its ends the frames without it must come back untouched (an inverted frame without the

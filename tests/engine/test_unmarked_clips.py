@@ -10,13 +10,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gpu.detect import detect_marks
+from gpu.engine import process
 from gpu.probe import probe_video
 from gpu.regions import Box
 from gpu.sampling import sample_frames
-from tests.media import ffmpeg_exe
+from tests.media import decoded, ffmpeg_exe
 
 CLIPS = [
     "asl-gesture-book.mkv",
@@ -98,3 +100,47 @@ def test_a_mark_jumping_over_a_vertical_repost_is_found_once_at_each_place(
     assert found[0].box.shared_area(Box(15, 450, 56, 74)) > 0
     assert found[1].box.shared_area(Box(285, 100, 56, 74)) > 0
     assert found[0].last_sample < found[1].first_sample
+
+
+@pytest.mark.parametrize(
+    ("name", "frame", "logo_at"),
+    [
+        ("car-detection.mp4", "scale=640:270,pad=640:360:0:45:black", (16, 8)),
+        ("bottle-detection.mp4", "scale=-2:360,crop=202:360,pad=640:360:219:0:black", (40, 300)),
+    ],
+    ids=["letterboxed", "pillarboxed"],
+)
+def test_a_logo_on_the_bars_of_a_repost_is_found_and_only_it_is_removed(
+    shared_data: Path, tmp_path: Path, name: str, frame: str, logo_at: tuple[int, int]
+) -> None:
+    """A clip reposted inside black bars, the reposter's logo on a bar: nothing moves under
+    it there, and auto-detection found nothing (the user had to name the corner)."""
+    x, y = logo_at
+    logo = (shared_data / "logos" / "matplotlib-logo.png", "scale=120:-1")
+    clean, marked = tmp_path / "clean.mp4", tmp_path / "marked.mp4"
+    for path, graph in (
+        (clean, f"[0:v]{frame},format=yuv420p"),
+        (marked, f"[0:v]{frame}[b];[1]{logo[1]}[l];[b][l]overlay={x}:{y},format=yuv420p"),
+    ):
+        cmd = [ffmpeg_exe(), "-v", "error", "-y", "-t", "4"]
+        cmd += ["-i", str(shared_data / "videos" / name), "-i", str(logo[0])]
+        cmd += ["-filter_complex", graph, "-c:v", "libx264", "-crf", "18", "-an", str(path)]
+        subprocess.run(cmd, check=True)
+    unmarked = sample_frames(clean, probe_video(clean))
+    assert detect_marks(unmarked.planes()[0]) == []
+
+    report = process(marked, tmp_path / "out.mp4", {"region": "auto"})
+    (region,) = report["regions"]
+    assert Box(*region["box"]).shared_area(Box(x, y, 120, 30)) > 0
+    out, truth = _luma(tmp_path / "out.mp4"), _luma(clean)
+    rows, cols = slice(y - 4, y + 34), slice(x - 4, x + 124)
+    assert _psnr(out[:, rows, cols], truth[:, rows, cols]) >= 40.0  # the bar, black again
+
+
+def _luma(path: Path) -> np.ndarray:
+    return np.frombuffer(decoded(path, "gray"), np.uint8).reshape(-1, 360, 640)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-9))
