@@ -222,8 +222,8 @@ class StoppableWorker(Worker):
     arq marks a run in progress in Redis, then starts its task. A stop landing between the
     two (the poll loop is cancelled mid-transaction) left the run queued but marked in
     progress with no task: every worker skipped it until arq's timeout ran out, and a burst
-    worker polled it forever. Here a pick-up runs to its end; `close_worker` stops new ones,
-    waits for the one under way, and then cancels every job task, including what it started.
+    worker polled it forever. Here a pick-up runs to its end; `close_worker` stops new ones
+    and cancels every job task, including those the one under way started.
     """
 
     _picking: asyncio.Future[None] | None = None
@@ -234,9 +234,9 @@ class StoppableWorker(Worker):
         self._picking = asyncio.ensure_future(super().start_jobs(job_ids))
         await asyncio.shield(self._picking)
 
-    async def stop_picking(self) -> None:
-        """Pick up no more jobs; return once a pick-up under way has started its tasks."""
-        self.allow_pick_jobs = False
+    async def finish_picking(self) -> None:
+        """Wait for a pick-up under way (it may start tasks). It may be waiting on arq's
+        semaphore for a job task to end: cancel those first."""
         if self._picking is not None:
             await asyncio.gather(self._picking, return_exceptions=True)
 
@@ -249,14 +249,21 @@ async def close_worker(worker: StoppableWorker) -> None:
     the tasks are awaited first and forgotten, then arq closes the rest. Cron runs it cut
     short are dropped from Redis, so that the next worker does not wait on them.
     """
-    await worker.stop_picking()
-    # running now, or already cancelled by arq's own signal handler
-    cut = [job_id for job_id, task in worker.tasks.items() if task.cancelling() or not task.done()]
-    for task in worker.tasks.values():
-        # one cancel only: a second one would cut short a job that is handing itself back
-        if not task.done() and not task.cancelling():
-            task.cancel()
-    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    worker.allow_pick_jobs = False
+    cut: set[str] = set()
+    while True:
+        # running now, or already cancelled by arq's own signal handler
+        cut |= {
+            job_id for job_id, task in worker.tasks.items() if task.cancelling() or not task.done()
+        }
+        for task in worker.tasks.values():
+            # one cancel only: a second one would cut short a job that is handing itself back
+            if not task.done() and not task.cancelling():
+                task.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await worker.finish_picking()
+        if all(task.done() for task in worker.tasks.values()):
+            break  # and no pick-up can start another
     worker.tasks.clear()
     await _drop_cut_cron_runs(worker, [job_id for job_id in cut if _is_cron_run(worker, job_id)])
     await worker.close()
