@@ -24,7 +24,7 @@ from core.intake import accept
 from core.jobs import JobState
 from core.processing import Policy
 from core.upkeep import reap_expired_leases, reconcile_queue, utcnow
-from core.worker import build_worker, close_worker
+from core.worker import StoppableWorker, build_worker, close_worker
 from tests.pipeline.conftest import build_deps, new_job, run_worker, store_clip
 from tests.pipeline.fakes import CountingNotifier, ScriptedEngine
 
@@ -198,16 +198,24 @@ async def test_cancelling_a_running_job_stops_the_work_and_drops_the_result(
     assert notifier.delivered == [(job.id, "cancelled")]
 
 
+async def _worker_on_the_job(
+    deps: Deps, engine: ScriptedEngine
+) -> tuple[StoppableWorker, asyncio.Task[None]]:
+    """A worker running in this process, once the engine has started on the queued job."""
+    slow = Policy(lease_s=300, heartbeat_s=0.1)
+    worker = build_worker(deps.settings, deps=deps, policy=slow, poll_delay=0, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    await asyncio.wait_for(engine.started.wait(), 10)
+    return worker, running
+
+
 async def test_graceful_shutdown_hands_the_job_back_at_once(
     deps: Deps, notifier: CountingNotifier, small_clip: Path
 ) -> None:
     engine: ScriptedEngine = deps.engine  # type: ignore[assignment]
     engine.script = ["hang"]
     accepted = await accept(deps, await store_clip(deps, new_job(), small_clip))
-    slow = Policy(lease_s=300, heartbeat_s=0.1)
-    worker = build_worker(deps.settings, deps=deps, policy=slow, poll_delay=0, handle_signals=False)
-    running = asyncio.create_task(worker.async_run())
-    await asyncio.wait_for(engine.started.wait(), 10)
+    worker, running = await _worker_on_the_job(deps, engine)
     alive = await read_worker_heartbeats(deps.redis, deps.settings)
     assert [beat["jobs_running"] for beat in alive] == [1]
 
@@ -232,19 +240,15 @@ async def test_a_worker_stopped_again_and_again_leaves_the_job_to_the_next_one_e
     # A stop that came while the poll loop was picking the handed-back run up again left
     # it marked in progress with no task (the next worker skipped it for arq's whole
     # timeout; a burst worker polled it forever), or started a task after the running
-    # ones were cancelled, which then ran on. Each 40-stop run of this test hit one.
+    # ones were cancelled, which then ran on (a cron run's then left its in-progress
+    # marker: the next burst worker waited on it). Each 40-stop run of this test hit one.
     engine: ScriptedEngine = deps.engine  # type: ignore[assignment]
     engine.default = "hang"
     accepted = await accept(deps, await store_clip(deps, new_job(), small_clip))
-    slow = Policy(lease_s=300, heartbeat_s=0.1)
     stops = 40
     for _ in range(stops):
         engine.started.clear()
-        worker = build_worker(
-            deps.settings, deps=deps, policy=slow, poll_delay=0, handle_signals=False
-        )
-        running = asyncio.create_task(worker.async_run())
-        await asyncio.wait_for(engine.started.wait(), 5)
+        worker, running = await _worker_on_the_job(deps, engine)
         await close_worker(worker)
         running.cancel()
         assert engine.running == 0
