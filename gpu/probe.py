@@ -55,6 +55,9 @@ class VideoInfo:
     #: the rate the decoded picture is made constant at, as ffmpeg's `-r` takes it, when
     #: the stream's stated rate is not its real one (with_real_rate); "" = the stated rate
     forced_rate: str = ""
+    #: an interlaced source's field shown first, "top" or "bottom" ("": progressive, or
+    #: not said)
+    first_field: str = ""
 
 
 def ffmpeg_exe() -> str:
@@ -187,7 +190,7 @@ def parse_banner(text: str) -> VideoInfo:
         if rot:
             rotation = float(rot.group(1))
     codec = video.split()[0].strip(",")
-    pix_fmt, color = _parse_pix_fmt(video, codec)
+    pix_fmt, color, first_field = _parse_pix_fmt(video, codec)
     return VideoInfo(
         width=width,
         height=height,
@@ -200,6 +203,7 @@ def parse_banner(text: str) -> VideoInfo:
         pix_fmt=pix_fmt,
         audio_codecs=tuple(audio_codecs),
         color=color,
+        first_field=first_field,
     )
 
 
@@ -234,8 +238,19 @@ _KNOWN_SPACES = {
 }
 
 
-def _parse_pix_fmt(video: str, codec: str) -> tuple[str, dict[str, str]]:
-    """Pixel format and colour tags from e.g. 'yuv420p(tv, bt709/bt709/iec61937, progressive)'."""
+#: ffmpeg's words for an interlaced stream's field order -> the field shown first ("top
+#: coded first (swapped)": the bottom field is shown first)
+_FIELD_ORDERS = {
+    "top first": "top",
+    "bottom first": "bottom",
+    "top coded first (swapped)": "bottom",
+    "bottom coded first (swapped)": "top",
+}
+
+
+def _parse_pix_fmt(video: str, codec: str) -> tuple[str, dict[str, str], str]:
+    """Pixel format, colour tags and the field shown first (interlaced) from e.g.
+    'yuv420p(tv, bt709/bt709/iec61937, progressive)' or 'yuv420p(top first)'."""
     parts = [p.strip() for p in re.split(r",(?![^()]*\))", video)]
     for part in parts[1:]:
         match = re.match(r"^([a-z0-9_]+)(?:\((.*)\))?$", part)
@@ -245,9 +260,12 @@ def _parse_pix_fmt(video: str, codec: str) -> tuple[str, dict[str, str]]:
             continue
         pix_fmt = match.group(1)
         color: dict[str, str] = {}
+        first_field = ""
         for token in (match.group(2) or "").split(","):
             token = token.strip()
-            if token in _RANGE_WORDS:
+            if token in _FIELD_ORDERS:
+                first_field = _FIELD_ORDERS[token]
+            elif token in _RANGE_WORDS:
                 color["range"] = token
             elif "/" in token:
                 space, primaries, trc = (token.split("/") + ["", ""])[:3]
@@ -256,5 +274,5 @@ def _parse_pix_fmt(video: str, codec: str) -> tuple[str, dict[str, str]]:
                 color.update(space=token, primaries=token, trc=token)
         if pix_fmt.startswith("yuvj"):
             color.setdefault("range", "pc")
-        return pix_fmt, color
-    return "", {}
+        return pix_fmt, color, first_field
+    return "", {}, ""

@@ -387,7 +387,7 @@ class FrameWriter:
         else:
             cmd += ["-map", "0:v:0"]
         cmd += ["-c:v", "libx264", "-preset", encoder.preset, "-crf", str(encoder.crf)]
-        cmd += ["-pix_fmt", "yuv420p", *color_args(info, fmt.full_range)]
+        cmd += [*interlace_args(info), "-pix_fmt", "yuv420p", *color_args(info, fmt.full_range)]
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(path)]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0
@@ -481,6 +481,16 @@ def color_args(info: VideoInfo, full_range: bool) -> list[str]:
     return args
 
 
+def interlace_args(info: VideoInfo) -> list[str]:
+    """x264 options that keep an interlaced source's fields as fields, flagged with the one
+    shown first, so that players that deinterlace do (encoded as progressive frames, the
+    woven fields showed combed on every motion)."""
+    if not info.first_field:
+        return []
+    first = "tff" if info.first_field == "top" else "bff"
+    return ["-flags", "+ildct+ilme", "-x264-params", f"interlaced=1:{first}=1"]
+
+
 def plain_reencode_command(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -508,6 +518,7 @@ def plain_reencode_command(
         encoder.preset,
         "-crf",
         str(encoder.crf),
+        *interlace_args(info),
         "-pix_fmt",
         "yuv420p",
     ]

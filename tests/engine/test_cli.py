@@ -357,6 +357,35 @@ def test_audio_that_mp4_cannot_hold_is_reencoded_to_aac_and_reported(tmp_path: P
     assert probe_video(tmp_path / "out.mp4").audio_codecs == ("aac",)
 
 
+@pytest.mark.parametrize("first", ["top", "bottom"])
+def test_an_interlaced_recording_comes_out_interlaced_with_its_field_order(
+    tmp_path: Path, first: str
+) -> None:
+    """A broadcast recording (interlaced H.264 in MPEG-TS, MP2 sound) came out with its
+    fields woven into frames flagged progressive: players that deinterlace did not, and
+    every motion showed combed."""
+    order = "tff" if first == "top" else "bff"
+    src = _ffmpeg_lavfi(
+        tmp_path / "tv.ts",
+        "testsrc2=size=320x240:rate=50",
+        *("-t", "1", "-vf", f"interlace=scan={order}", "-c:v", "libx264"),
+        *("-flags", "+ildct+ilme", "-x264-params", f"interlaced=1:{order}=1", "-f", "mpegts"),
+    )
+    assert probe_video(src).first_field == first
+    out = tmp_path / "out.mp4"
+    assert main(["remove", str(src), "-o", str(out), "--region", "8,8,40,24"]) == 0
+    info = probe_video(out)
+    assert (info.first_field, info.width, info.height) == (first, 320, 240)
+    assert count_frames(out) == count_frames(src)
+
+
+def test_a_progressive_clip_stays_progressive(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", seconds=1.0, size="160x120", fps=10, audio=False)
+    out = tmp_path / "out.mp4"
+    assert main(["remove", str(src), "-o", str(out), "--region", "8,8,40,24"]) == 0
+    assert probe_video(out).first_field == ""
+
+
 @pytest.mark.parametrize("codec", ["png", "libx264rgb"])
 def test_rgb_video_comes_out_in_its_own_colours(tmp_path: Path, codec: str) -> None:
     """A screen recording kept in RGB (PNG in MOV, RGB H.264) is tagged full range with no

@@ -78,6 +78,26 @@ def test_banner_colour_tags_are_parsed() -> None:
 
 
 @pytest.mark.parametrize(
+    ("words", "first"),
+    [
+        ("yuv420p(tv, top first)", "top"),
+        ("yuv420p(tv, bt470bg, bottom first)", "bottom"),
+        ("yuv422p(top coded first (swapped))", "bottom"),
+        ("yuv420p(tv, bt709, progressive)", ""),
+        ("yuv420p", ""),
+    ],
+)
+def test_banner_field_order_is_parsed(words: str, first: str) -> None:
+    text = (
+        "Input #0, mpegts, from 'x.ts':\n  Duration: 00:00:02.00, start: 1.4, bitrate: 1 kb/s\n"
+        f"  Stream #0:0[0x100]: Video: h264 (High) ([27][0][0][0] / 0x001B), {words}, 720x576 "
+        "[SAR 16:15 DAR 4:3], 25 fps, 50 tbr, 90k tbn\n"
+    )
+    info = parse_banner(text)
+    assert (info.width, info.first_field, info.pix_fmt) == (720, first, words.split("(")[0])
+
+
+@pytest.mark.parametrize(
     "tags",
     ["mpeg2video (Main) ([2][0][0][0] / 0x0002)", "hevc (Main 10) ([36][0][0][0] / 0x0024)"],
 )
