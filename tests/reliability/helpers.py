@@ -202,7 +202,7 @@ async def run_worker_until(
     timeout, which a burst worker would wait for.
     """
     from core import worker as worker_module
-    from core.worker import build_worker
+    from core.worker import build_worker, close_worker
     from tests.pipeline.conftest import FAST
 
     options.setdefault("policy", FAST)
@@ -215,10 +215,11 @@ async def run_worker_until(
     try:
         return await wait_for(check, timeout_s, "the worker to finish the work")
     finally:
+        # the stop SIGTERM makes (no pick-up cut in half: cancelling the poll loop first
+        # could leave a run marked in progress with no task, hidden from the next worker)
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await close_worker(worker)
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
         worker_module.BUSY_RETRY_S = busy_retry
-        # close() gathers the job tasks cancelled above, so it re-raises their cancellation
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await worker.close()
