@@ -285,9 +285,7 @@ def test_an_opaque_marks_box_pixels_the_matte_sees_clear_of_it_are_not_filled(
 def test_a_logo_in_a_letterbox_bar_is_found_in_the_named_corner_not_the_pictures_edge() -> None:
     """The picture's edge along a black bar is as persistent as a mark's: a corner search
     took it for the mark (and the fill smeared the picture into the bar)."""
-    frames = panning_frames(T)
-    frames[:, :30] = 16.0
-    frames[:, -30:] = 16.0
+    frames = _barred(panning_frames(T), "letterbox", 30)
     stamp = text_mark(H, W, 0.8, corner="bottom-right")
     assert stamp.box[1] >= H - 30  # the logo sits in the bottom bar
     found = detect_marks(blend(frames, stamp), search=region_box("bottom-right", W, H))
