@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 
 
 def ffmpeg_exe() -> str:
@@ -65,3 +66,12 @@ def decoded(path: Path, pix_fmt: str = "yuv420p") -> bytes:
     """Every frame of `path` in one raw pixel format, straight from ffmpeg (no pipes of ours)."""
     cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", pix_fmt]
     return subprocess.run([*cmd, "-"], capture_output=True, check=True).stdout
+
+
+def decoded_luma(path: Path) -> np.ndarray:
+    """Every frame's luma of `path`, (frames, height, width) float32, straight from ffmpeg."""
+    from gpu.probe import probe_video
+
+    info = probe_video(path)
+    luma = np.frombuffer(decoded(path, "gray"), np.uint8)
+    return luma.reshape(-1, info.height, info.width).astype(np.float32)

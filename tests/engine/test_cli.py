@@ -12,7 +12,7 @@ import pytest
 from core.cli import main
 from gpu.probe import ffmpeg_exe, probe_video
 from tests.engine.synth import blend, panning_frames, text_mark
-from tests.media import count_frames, decoded, make_clip
+from tests.media import count_frames, decoded, decoded_luma, make_clip
 
 
 def _audio_packets(path: Path) -> list[str]:
@@ -139,17 +139,11 @@ def test_a_logo_that_comes_in_is_removed_from_the_frame_it_comes_in(tmp_path: Pa
     (region,) = json.loads(report.read_text())["regions"]
     assert region["start_s"] == pytest.approx(2.6, abs=0.11) and region["end_s"] == 6.4
     x, y, w, h = stamp.box
-    before, after = _decoded_luma(src), _decoded_luma(out)
+    before, after = decoded_luma(src), decoded_luma(out)
     untouched = np.abs(after[:26, y : y + h, x : x + w] - before[:26, y : y + h, x : x + w])
     assert untouched.mean() < 1.5  # the re-encode's own difference
     cleaned = np.abs(after[26:, y : y + h, x : x + w] - clean[26:, y : y + h, x : x + w])
     assert cleaned.mean() < 0.5 * np.abs(frames[26:] - clean[26:])[:, y : y + h, x : x + w].mean()
-
-
-def _decoded_luma(path: Path) -> np.ndarray:
-    info = probe_video(path)
-    luma = np.frombuffer(decoded(path, "gray"), np.uint8)
-    return luma.reshape(-1, info.height, info.width).astype(np.float32)
 
 
 def test_a_phone_portrait_video_is_judged_as_it_is_shown(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gpu.detect import detect_marks
@@ -18,7 +17,8 @@ from gpu.engine import process
 from gpu.probe import probe_video
 from gpu.regions import Box
 from gpu.sampling import sample_frames
-from tests.media import decoded, ffmpeg_exe
+from tests.engine.synth import psnr
+from tests.media import decoded_luma, ffmpeg_exe
 
 CLIPS = [
     "asl-gesture-book.mkv",
@@ -132,15 +132,6 @@ def test_a_logo_on_the_bars_of_a_repost_is_found_and_only_it_is_removed(
     report = process(marked, tmp_path / "out.mp4", {"region": "auto"})
     (region,) = report["regions"]
     assert Box(*region["box"]).shared_area(Box(x, y, 120, 30)) > 0
-    out, truth = _luma(tmp_path / "out.mp4"), _luma(clean)
+    out, truth = decoded_luma(tmp_path / "out.mp4"), decoded_luma(clean)
     rows, cols = slice(y - 4, y + 34), slice(x - 4, x + 124)
-    assert _psnr(out[:, rows, cols], truth[:, rows, cols]) >= 40.0  # the bar, black again
-
-
-def _luma(path: Path) -> np.ndarray:
-    return np.frombuffer(decoded(path, "gray"), np.uint8).reshape(-1, 360, 640)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0**2 / max(mse, 1e-9))
+    assert psnr(out[:, rows, cols], truth[:, rows, cols]) >= 40.0  # the bar, black again
