@@ -557,13 +557,13 @@ def _bar_depths(along: np.ndarray, bar: np.ndarray, span: slice) -> tuple[int, i
     return depths[0], depths[1]
 
 
-def _bar_band(from_start: bool, start: int, stop: int, size: int) -> slice:
-    """Lines start..stop of a bar, counted from its side of the frame (`size` lines)."""
-    return slice(start, stop) if from_start else slice(size - stop, size - start)
-
-
-def _in_band(axis: int, band: slice) -> tuple[slice, slice]:
-    """The (rows, columns) of a band of rows (axis 1) or of columns (axis 0)."""
+def _bar_lines(
+    shape: tuple[int, ...], axis: int, from_start: bool, start: int, stop: int
+) -> tuple[slice, slice]:
+    """The (rows, columns) of a frame of `shape` (h, w) in lines start..stop of a bar,
+    counted from its side: rows (axis 1, top or bottom) or columns (axis 0)."""
+    size = shape[0] if axis == 1 else shape[1]
+    band = slice(start, stop) if from_start else slice(size - stop, size - start)
     return (band, slice(None)) if axis == 1 else (slice(None), band)
 
 
@@ -573,8 +573,7 @@ def bar_edges(frames: np.ndarray, mean: np.ndarray) -> np.ndarray:
     (smearing the picture into the bar)."""
     out = np.zeros(mean.shape, bool)
     for axis, from_start, n in bars(frames, mean):
-        size = mean.shape[0] if axis == 1 else mean.shape[1]
-        out[_in_band(axis, _bar_band(from_start, n - 2, n + 3, size))] = True
+        out[_bar_lines(mean.shape, axis, from_start, n - 2, n + 3)] = True
     return out
 
 
@@ -603,7 +602,7 @@ def _bar_marks(
         depth = (n - 1) * factor - 2
         if depth < BAR_MIN_DEPTH:
             continue
-        rows, cols = _in_band(axis, _bar_band(from_start, 0, depth, h if axis == 1 else w))
+        rows, cols = _bar_lines((h, w), axis, from_start, 0, depth)
         crop = full[:, rows, cols].astype(np.float32)
         level = float(np.median(crop))
         steady = (np.abs(crop - level) > BAR_MARK_LEVEL).mean(0) >= BAR_MARK_SHARE
