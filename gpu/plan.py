@@ -14,6 +14,7 @@ from gpu.detect import (
     STILL_DAMPED,
     Detection,
     detect_marks,
+    faint_blend,
     gradient_magnitude,
     mark_mask_in_box,
     noise_map,
@@ -128,14 +129,6 @@ def plan_marks(
     made: dict[int, Matte] = {}  # by id(det), in the detections' order
     for det in detections:
         crop = expand_box(det.box, MARGIN, fmt.width, fmt.height)
-        support = np.zeros((crop.h, crop.w), dtype=bool)
-        in_crop = det.box.slices_in(crop)
-        support[in_crop] = det.mask
-        if explicit is None:
-            # a detection joined from parts: take every part of the mark inside its final box
-            support[in_crop] |= mark_mask_in_box(
-                ys[det.first_sample : det.last_sample + 1], det.box
-            )
         sl = slice(det.first_sample, det.last_sample + 1)
         cy, cx = slice(crop.y, crop.y + crop.h), slice(crop.x, crop.x + crop.w)
         cyc, cxc = (
@@ -150,6 +143,10 @@ def plan_marks(
             else _median_of(ys[sl], us[sl], vs[sl], crop)
         )
         median_box = crop
+        support = np.zeros((crop.h, crop.w), dtype=bool)
+        support[det.box.slices_in(crop)] = det.mask
+        if explicit is None:
+            support |= _found_support(det, crop, ys[sl], median)
         est = estimate_matte(
             ys[sl, cy, cx],
             us[sl, cyc, cxc],
@@ -432,6 +429,18 @@ def _reference(
     """The line-fill reference for the final working box: the crop's median when the box
     was not tightened, else the median of the tightened box itself."""
     return (median if crop == median_box else _median_of(ys, us, vs, crop)).numpy()
+
+
+def _found_support(det: Detection, crop: Box, ys: np.ndarray, median: Any) -> np.ndarray:
+    """More of a detected mark's pixels in its `crop` than the detection's own mask: every
+    part inside its final box (a detection joined from parts) and, for a faint mark, its
+    level shift against the picture around it, as in a user's box (its edges and damping
+    outline only part of it; cockatoo/opencv/0.3 auto: 27.1 -> 34.3 dB in its box)."""
+    support = np.zeros((crop.h, crop.w), dtype=bool)
+    support[det.box.slices_in(crop)] = mark_mask_in_box(ys, det.box)
+    if faint_blend(det.features):
+        support |= _shape_in(median, det.box, crop)
+    return support
 
 
 def _box_mask(median: Any, box: Box, crop: Box) -> np.ndarray:
