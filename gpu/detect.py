@@ -48,6 +48,7 @@ EDGE_THRESHOLD = 6.0  # gradient of the temporal mean (Y levels / px) that count
 COHERENCE = 0.6  # |∇ mean| / mean |∇| above which an edge is persistent
 MOTION_STD = 2.0  # temporal std (Y levels) above which the picture "changes" at a pixel
 MIN_CORR = 0.65  # changes inside must follow the surroundings' at least this well
+SCALED_RATIO = 0.8  # changes inside scaled to at most this share of the fill's: a blend
 MIN_MOVING_SHARE = 0.2  # share of the mark's pixels whose background must change
 MAX_AREA_SHARE = 0.15  # a mark covers at most this share of the frame
 BORDER_BAND = 0.3  # marks lie within this fraction of the frame from an edge
@@ -1170,8 +1171,8 @@ def _score(f: dict[str, float]) -> float:
     # and a blend only adds (αW ≥ 0): inside, the picture is not much darker than 1−α
     # times what its surroundings predict; a window frame or a shadow is
     additive = f["offset"] > MIN_OFFSET
-    if 0.12 <= f["ratio"] <= 0.8 and f["corr"] > MIN_CORR and real_motion and additive:
-        return 1.0 + (0.8 - f["ratio"]) + (f["corr"] - MIN_CORR)
+    if 0.12 <= f["ratio"] <= SCALED_RATIO and f["corr"] > MIN_CORR and real_motion and additive:
+        return 1.0 + (SCALED_RATIO - f["ratio"]) + (f["corr"] - MIN_CORR)
     if f["ratio"] < 0.12 and f["local"] >= MIN_MOVING_SHARE:
         return 1.0 + (0.12 - f["ratio"])
     if faint_blend(f) and additive:
@@ -1185,9 +1186,10 @@ def _score(f: dict[str, float]) -> float:
 
 def faint_blend(f: Mapping[str, float]) -> bool:
     """Whether a candidate's features show a faint blend over a picture that moves all over
-    (see FAINT_MAX_DAMPING)."""
+    (see FAINT_MAX_DAMPING), one whose changes the fill does not show scaled."""
     return (
-        f.get("local", 0.0) >= FAINT_MIN_LOCAL
+        f.get("ratio", 1.0) > SCALED_RATIO
+        and f.get("local", 0.0) >= FAINT_MIN_LOCAL
         and f.get("corr", 0.0) >= FAINT_MIN_CORR
         and f.get("edge_share", 0.0) >= FAINT_MIN_EDGE_SHARE
         and f.get("change_damping", 1.0) <= FAINT_MAX_DAMPING
