@@ -34,6 +34,32 @@ def panning_frames(count: int, height: int = 144, width: int = 256, seed: int = 
     )
 
 
+def drifting_frames(count: int, height: int = 160, width: int = 200, seed: int = 0) -> np.ndarray:
+    """`count` frames (T,H,W) float32 of a handheld camera drifting smoothly over a scene of
+    broad shapes with some detail."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 1, (height + 300, width + 300)).astype(np.float32)
+    broad = cv2.GaussianBlur(noise, (0, 0), 12) * 150 + cv2.GaussianBlur(noise, (0, 0), 2) * 20
+    scene = np.clip(125 + broad, 20, 230)
+    frames = []
+    for t in range(count):
+        y, x = int(100 + 60 * np.sin(t / 6)), int(100 + 80 * np.cos(t / 7))
+        frames.append(scene[y : y + height, x : x + width])
+    return np.stack(frames)
+
+
+def ring_mark(
+    height: int, width: int, opacity: float, centre: tuple[int, int], radius: int, thickness: int
+) -> Stamp:
+    """A ring (the strokes of a large logo, with its open inside) of the given opacity."""
+    canvas = np.zeros((height, width), np.uint8)
+    cv2.circle(canvas, centre, radius, 255, thickness, cv2.LINE_AA)
+    alpha = canvas.astype(np.float32) / 255.0 * opacity
+    ys, xs = np.nonzero(alpha > 0.01)
+    box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    return Stamp(alpha=alpha, colour=230.0, box=box)
+
+
 def static_frames(count: int, height: int = 144, width: int = 256, seed: int = 1) -> np.ndarray:
     """A static camera: fixed scene (with crisp static objects near corners) and sensor noise."""
     rng = np.random.default_rng(seed)

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from gpu.detect import detect_marks
+from gpu.detect import (
+    FAINT_MAX_DAMPING,
+    FAINT_MIN_DAMPED,
+    SCALED_RATIO,
+    _blend_features,
+    detect_marks,
+)
 from gpu.fill import push_pull
 from gpu.matting import estimate_matte
 from gpu.plan import _not_invertible, expand_box, plan_marks
@@ -18,7 +24,16 @@ from gpu.removal import Matte, PreparedMatte
 from gpu.sampling import Samples
 from gpu.shape import dilate
 from gpu.video_io import FrameFormat
-from tests.engine.synth import blend, coverage, panning_frames, psnr, static_frames, text_mark
+from tests.engine.synth import (
+    blend,
+    coverage,
+    drifting_frames,
+    panning_frames,
+    psnr,
+    ring_mark,
+    static_frames,
+    text_mark,
+)
 
 H, W, T = 144, 256, 40
 
@@ -68,6 +83,23 @@ def test_no_mark_on_a_panning_clip_is_reported_as_none() -> None:
 
 def test_static_scene_with_crisp_objects_and_motion_is_not_a_mark() -> None:
     assert detect_marks(np.clip(static_frames(T), 0, 255).astype(np.uint8)) == []
+
+
+def test_a_faint_marks_changes_show_damped_against_those_around_each_pixel() -> None:
+    """A large ring at 0.3 over a drifting picture: measured against the fill of its whole
+    box its changes are not scaled (the fill averages the changes around it away), but
+    against the changes around each pixel they are, and the unmarked picture's are not."""
+    frames = drifting_frames(48)
+    stamp = ring_mark(160, 200, 0.3, centre=(100, 80), radius=35, thickness=12)
+    x, y, w, h = stamp.box
+    comp = np.ones((h, w), bool)
+    marked = _blend_features(blend(frames, stamp).astype(np.float32), comp, stamp.box)
+    unmarked = _blend_features(np.round(frames), comp, stamp.box)
+    assert marked["ratio"] > SCALED_RATIO
+    assert marked["change_damping"] <= FAINT_MAX_DAMPING
+    assert marked["change_damped"] >= FAINT_MIN_DAMPED
+    assert unmarked["change_damping"] > FAINT_MAX_DAMPING
+    assert unmarked["change_damped"] < FAINT_MIN_DAMPED / 2
 
 
 @pytest.mark.parametrize(("opacity", "max_err"), [(0.3, 0.12), (0.5, 0.1), (0.8, 0.06)])
