@@ -91,7 +91,7 @@ def test_a_faint_marks_changes_show_damped_against_those_around_each_pixel() -> 
     against the changes around each pixel they are, and the unmarked picture's are not."""
     frames = drifting_frames(48)
     stamp = ring_mark(160, 200, 0.3, centre=(100, 80), radius=35, thickness=12)
-    x, y, w, h = stamp.box
+    w, h = stamp.box[2:]
     comp = np.ones((h, w), bool)
     marked = _blend_features(blend(frames, stamp).astype(np.float32), comp, stamp.box)
     unmarked = _blend_features(np.round(frames), comp, stamp.box)
