@@ -69,9 +69,10 @@ MIN_OFFSET = -0.25  # relative offset below which a damped candidate is darker s
 #: FAINT_MAX_DAMPING, FAINT_MIN_DAMPED of its pixels are damped, its changes follow its
 #: surroundings' (FAINT_MIN_CORR), the picture moves under FAINT_MIN_LOCAL of it, and its
 #: persistent edges are strong (FAINT_MIN_EDGE_SHARE: scenery a moving camera passes over
-#: leaves weak ones). Measured on the benchmark's candidates: a logo at 0.3 on the
-#: handheld cockatoo clip 0.69-0.74 / 0.20-0.24 / 0.90-0.97 / 0.16-0.24; the scenery of
-#: that clip (also mirrored, flipped and reversed) at best 0.77 / 0.13 with those edges
+#: leaves weak ones). Measured: a logo at 0.3 on the handheld cockatoo clip 0.69-0.74 /
+#: 0.20-0.24 / 0.90-0.97 / 0.16-0.24; that clip's scenery (also mirrored, flipped,
+#: reversed) with such changes and edges at best 0.80 / 0.10 over the whole clip; over
+#: one time segment's samples one passed (0.69 / 0.20), a segment's find that made no track
 DAMPED_LEVEL = 0.8
 FAINT_MAX_DAMPING = 0.75
 FAINT_MIN_DAMPED = 0.18
