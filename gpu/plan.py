@@ -710,8 +710,7 @@ def _amplified(gains: np.ndarray) -> bool:
     if not gains.size:
         return False
     return bool(
-        np.median(gains) > MAX_CHANGE_GAIN
-        or (gains > AMPLIFIED_GAIN).mean() > MAX_AMPLIFIED_SHARE
+        np.median(gains) > MAX_CHANGE_GAIN or (gains > AMPLIFIED_GAIN).mean() > MAX_AMPLIFIED_SHARE
     )
 
 
