@@ -219,7 +219,10 @@ def _segment_tracks(
         ):
             home = next((d for d in found if _overlap(det.box, d.box) > 0.3), None)
             if home is None:
-                if det.score >= 1.0:
+                # a faint blend needs the whole clip's samples to be told from scenery: a
+                # segment's few may pass one (once, on the cockatoo clip), so it starts no
+                # track
+                if det.score >= 1.0 and not faint_blend(det.features):
                     _add_to_tracks(tracks, det)
             elif (
                 det.score < 1.0
