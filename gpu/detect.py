@@ -1142,7 +1142,7 @@ def _blend_features(
     offset = (mean_j - slope * fill.mean(0)) / mean_j.clamp(min=1.0)
     # the changes at each pixel against those around it (unsmoothed: a thin stroke's
     # damping survives)
-    damping = _change_damping(crop, known)[sel]
+    damping = change_damping(crop, known)[sel]
     return {
         "moving": moving,
         "local": local,
@@ -1154,11 +1154,11 @@ def _blend_features(
     }
 
 
-def _change_damping(frames: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+def change_damping(frames: torch.Tensor, known: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
     """Each pixel's temporal std over that of the pixels around it (the std map's fill from
-    the `known` ones)."""
+    the `known` ones, at least `floor`)."""
     s = (frames - frames.mean(0)).pow(2).mean(0).sqrt()
-    return s / push_pull(s[None, None], known)[0, 0].clamp(min=1e-3)
+    return s / push_pull(s[None, None], known)[0, 0].clamp(min=floor)
 
 
 def _may_score(f: dict[str, float]) -> bool:

@@ -13,13 +13,13 @@ import torch
 from gpu.detect import (
     STILL_DAMPED,
     Detection,
+    change_damping,
     detect_marks,
     faint_blend,
     gradient_magnitude,
     mark_mask_in_box,
     noise_map,
 )
-from gpu.fill import push_pull
 from gpu.matting import MatteEstimate, estimate_matte
 from gpu.probe import VideoInfo
 from gpu.regions import Box
@@ -697,11 +697,9 @@ def _change_gains(ys: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     on = _inverted(alpha)
     if not on.any():
         return np.ones(0, np.float32)
-    std = ys.astype(np.float32).std(0)
     known = torch.from_numpy(~dilate(alpha > 0, 2)).float()[None, None]
-    around = push_pull(torch.from_numpy(std)[None, None], known)[0, 0].numpy()
-    inverted = std / np.maximum(1.0 - alpha, 1e-3)
-    return inverted[on] / np.maximum(around[on], 0.5)
+    damping = change_damping(torch.from_numpy(ys.astype(np.float32)), known, floor=0.5).numpy()
+    return damping[on] / np.maximum(1.0 - alpha[on], 1e-3)
 
 
 def _amplified(gains: np.ndarray) -> bool:
