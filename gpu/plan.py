@@ -93,6 +93,9 @@ LINE_REACH, LINE_LENGTH, LINE_WIDTH = 2, 40, 3
 #: a mark found on a still background takes level-shifted pixels up to this far beyond the
 #: sides of its box that its mask runs into (over at least OPEN_SIDE of the side's length)
 FOUND_REACH, OPEN_SIDE = 8, 0.15
+#: in a user's box, the places of a jumping mark found over time ranges at most this many
+#: samples apart are taken for it (`_jumping`)
+JUMP_GAP = 2
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -120,16 +123,14 @@ def plan_marks(
     fps = fmt.fps or info.fps or 1.0
     whole_box = False
     explicit_median = None
-    if explicit is not None:
-        explicit_crop = expand_box(explicit, MARGIN, fmt.width, fmt.height)
-        explicit_median = _median_of(ys, us, vs, explicit_crop)
-        mask = _box_mask(explicit_median, explicit, explicit_crop)
-        whole_box = mask.mean() < EXPLICIT_MIN_MARKED
-        if whole_box:
-            mask = np.ones((explicit.h, explicit.w), dtype=bool)
-        detections = [
-            Detection(box=explicit, mask=mask, first_sample=0, last_sample=len(ys) - 1, score=1.0)
-        ]
+    jumping = [] if explicit is None else _jumping_in(ys, explicit)
+    if explicit is not None and jumping:
+        # the user's box holds a mark that jumps between places: each place is removed over
+        # its own time range, as found
+        log.info("the box %s holds a mark that jumps between places", explicit.as_list())
+        detections, explicit = jumping, None
+    elif explicit is not None:
+        detections, whole_box, explicit_median = _user_box(ys, us, vs, explicit)
     else:
         detections = detect_marks(ys, search=search)
     made: dict[int, Matte] = {}  # by id(det), in the detections' order
@@ -282,6 +283,46 @@ def plan_marks(
             method,
         )
     return _one_per_place(_with_moved_mattes(detections, made, samples))
+
+
+def _user_box(
+    ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box
+) -> tuple[list[Detection], bool, Any]:
+    """The user's box as the one mark over the whole clip: ([its detection], whether it is
+    filled whole for want of a mark's shape in it, the temporal median of its crop)."""
+    height, width = ys.shape[1:]
+    crop = expand_box(box, MARGIN, width, height)
+    median = _median_of(ys, us, vs, crop)
+    mask = _box_mask(median, box, crop)
+    whole = bool(mask.mean() < EXPLICIT_MIN_MARKED)
+    if whole:
+        mask = np.ones((box.h, box.w), dtype=bool)
+    det = Detection(box=box, mask=mask, first_sample=0, last_sample=len(ys) - 1, score=1.0)
+    return [det], whole, median
+
+
+def _jumping_in(ys: np.ndarray, box: Box) -> list[Detection]:
+    """The places of a mark that jumps between them inside a user's `box` (mostly inside
+    it), found in sampled luma `ys`; none when that is not what the box holds."""
+    found = [d for d in detect_marks(ys) if d.box.shared_area(box) > 0.5 * d.box.area]
+    return _jumping(found, len(ys))
+
+
+def _jumping(detections: list[Detection], samples: int) -> list[Detection]:
+    """`detections` when they are one mark jumping between places: two or more, each over
+    part of the `samples` only, that together see it over all of them (at most JUMP_GAP
+    samples apart); else none. In a user's box anything else is the box's one mark: a
+    find over part of the clip alone may be something else, and the user's mark missed."""
+    if len(detections) < 2 or any(
+        d.first_sample == 0 and d.last_sample == samples - 1 for d in detections
+    ):
+        return []
+    seen = -1
+    for d in sorted(detections, key=lambda d: d.first_sample):
+        if d.first_sample > seen + 1 + JUMP_GAP:
+            return []
+        seen = max(seen, d.last_sample)
+    return detections if seen >= samples - 1 - JUMP_GAP else []
 
 
 def _one_per_place(mattes: list[Matte]) -> list[Matte]:
