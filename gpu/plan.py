@@ -94,8 +94,9 @@ LINE_REACH, LINE_LENGTH, LINE_WIDTH = 2, 40, 3
 #: sides of its box that its mask runs into (over at least OPEN_SIDE of the side's length)
 FOUND_REACH, OPEN_SIDE = 8, 0.15
 #: in a user's box, the places of a jumping mark found over time ranges at most this many
-#: samples apart are taken for it (`_jumping`)
-JUMP_GAP = 2
+#: samples apart are taken for it; a mark found over part of the clip is taken for the
+#: box's when its box covers at least PART_COVER of the user's (`_found_for_part_in`)
+JUMP_GAP, PART_COVER = 2, 0.5
 
 
 def expand_box(box: Box, margin: int, width: int, height: int) -> Box:
@@ -123,12 +124,12 @@ def plan_marks(
     fps = fmt.fps or info.fps or 1.0
     whole_box = False
     explicit_median = None
-    jumping = [] if explicit is None else _jumping_in(ys, explicit)
-    if explicit is not None and jumping:
-        # the user's box holds a mark that jumps between places: each place is removed over
-        # its own time range, as found
-        log.info("the box %s holds a mark that jumps between places", explicit.as_list())
-        detections, explicit = jumping, None
+    for_part = [] if explicit is None else _found_for_part_in(ys, explicit)
+    if explicit is not None and for_part:
+        # the user's box holds a mark over part of the clip (one that jumps between places,
+        # or comes or goes): each is removed over its own time range, as found
+        log.info("the box %s holds a mark over part of the clip", explicit.as_list())
+        detections, explicit = for_part, None
     elif explicit is not None:
         detections, whole_box, explicit_median = _user_box(ys, us, vs, explicit)
     else:
@@ -301,28 +302,35 @@ def _user_box(
     return [det], whole, median
 
 
-def _jumping_in(ys: np.ndarray, box: Box) -> list[Detection]:
-    """The places of a mark that jumps between them inside a user's `box` (mostly inside
-    it), found in sampled luma `ys`; none when that is not what the box holds."""
+def _found_for_part_in(ys: np.ndarray, box: Box) -> list[Detection]:
+    """The marks found in sampled luma `ys` (mostly inside a user's `box`) when the box
+    holds a mark over part of the clip only, each over its own time range; none when the
+    box is to be removed as one mark over the whole clip."""
     found = [d for d in detect_marks(ys) if d.box.shared_area(box) > 0.5 * d.box.area]
-    return _jumping(found, len(ys))
-
-
-def _jumping(detections: list[Detection], samples: int) -> list[Detection]:
-    """`detections` when they are one mark jumping between places: two or more, each over
-    part of the `samples` only, that together see it over all of them (at most JUMP_GAP
-    samples apart); else none. In a user's box anything else is the box's one mark: a
-    find over part of the clip alone may be something else, and the user's mark missed."""
-    if len(detections) < 2 or any(
-        d.first_sample == 0 and d.last_sample == samples - 1 for d in detections
-    ):
+    if not found or any(d.first_sample == 0 and d.last_sample == len(ys) - 1 for d in found):
         return []
+    if _hand_over(found, len(ys)):
+        return found  # a mark jumping between places in the box
+    # a mark that comes or goes, found over most of the box; a find over part of the clip
+    # that covers little of it may be something else, and the user's mark missed
+    covered = np.zeros((box.h, box.w), bool)
+    for d in found:
+        part = d.box.moved(-box.x, -box.y).within(box.w, box.h)
+        covered[part.y : part.y + part.h, part.x : part.x + part.w] = True
+    return found if covered.mean() >= PART_COVER else []
+
+
+def _hand_over(detections: list[Detection], samples: int) -> bool:
+    """Whether `detections` (two or more) see a mark over all the `samples` between them,
+    one after another (at most JUMP_GAP samples apart): a mark jumping between places."""
+    if len(detections) < 2:
+        return False
     seen = -1
     for d in sorted(detections, key=lambda d: d.first_sample):
         if d.first_sample > seen + 1 + JUMP_GAP:
-            return []
+            return False
         seen = max(seen, d.last_sample)
-    return detections if seen >= samples - 1 - JUMP_GAP else []
+    return seen >= samples - 1 - JUMP_GAP
 
 
 def _one_per_place(mattes: list[Matte]) -> list[Matte]:

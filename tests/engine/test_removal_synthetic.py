@@ -18,7 +18,7 @@ from gpu.detect import (
 )
 from gpu.fill import push_pull
 from gpu.matting import estimate_matte
-from gpu.plan import _jumping, _not_invertible, expand_box, plan_marks
+from gpu.plan import _hand_over, _not_invertible, expand_box, plan_marks
 from gpu.probe import VideoInfo
 from gpu.regions import Box, region_box
 from gpu.removal import Matte, PreparedMatte
@@ -26,6 +26,7 @@ from gpu.sampling import Samples
 from gpu.shape import dilate
 from gpu.video_io import FrameFormat
 from tests.engine.synth import (
+    Stamp,
     blend,
     coverage,
     drifting_frames,
@@ -314,11 +315,7 @@ def test_a_box_around_both_places_of_a_jumping_mark_removes_each_over_its_own_ti
         assert share >= 0.98 and area <= 2.0
 
 
-def test_only_finds_that_hand_over_to_each_other_are_taken_for_a_jumping_mark() -> None:
-    """In a user's box, a find over part of the clip alone may be something else (and the
-    user's mark missed): the box stays one mark unless the finds see it over the whole
-    clip between them."""
-
+def test_only_finds_that_hand_over_to_each_other_are_a_jumping_mark() -> None:
     def found(first: int, last: int) -> Detection:
         return Detection(
             box=Box(0, 0, 8, 8),
@@ -328,11 +325,37 @@ def test_only_finds_that_hand_over_to_each_other_are_taken_for_a_jumping_mark() 
             score=1.0,
         )
 
-    jump = [found(0, 23), found(25, 47)]
-    assert _jumping(jump, 48) == jump
-    assert _jumping([found(0, 23)], 48) == []  # comes and goes
-    assert _jumping([found(0, 15), found(30, 47)], 48) == []  # a gap: something else
-    assert _jumping([found(0, 47), found(20, 30)], 48) == []  # a mark over the whole clip
+    assert _hand_over([found(25, 47), found(0, 23)], 48)
+    assert not _hand_over([found(0, 23)], 48)  # comes and goes
+    assert not _hand_over([found(0, 15), found(30, 47)], 48)  # a gap: something else
+
+
+def _comes_in(start: int) -> tuple[np.ndarray, Stamp]:
+    """A panning clip of 64 frames with a text mark at the top right from frame `start`."""
+    clean, stamp = panning_frames(64), text_mark(H, W, 0.6, "top-right")
+    frames = clean.copy()
+    frames[start:] = blend(clean[start:], stamp)
+    return np.clip(frames + 0.5, 0, 255).astype(np.uint8), stamp
+
+
+def test_a_box_around_a_mark_that_comes_in_removes_it_from_when_it_came() -> None:
+    """A logo that comes in after an intro, boxed by the user: removed over its own time
+    range, as found, not over the intro too (where there is nothing to remove, and the
+    box's one matte filled or inverted the picture)."""
+    ys, stamp = _comes_in(24)
+    samples, info = _sampled(ys)
+    x, y, w, h = stamp.box
+    (matte,) = plan_marks(samples, info, explicit=Box(x - 4, y - 4, w + 8, h + 8))
+    assert abs(matte.start_frame - 24) <= 3 and matte.end_frame is None
+
+
+def test_a_find_over_part_of_the_clip_in_a_much_larger_box_leaves_the_box_one_mark() -> None:
+    """The same find in a box four times its size may be something else beside the user's
+    mark: the box stays one mark over the whole clip."""
+    ys, stamp = _comes_in(24)
+    samples, info = _sampled(ys)
+    (matte,) = plan_marks(samples, info, explicit=Box(W // 2, 0, W // 2, H // 2))
+    assert (matte.start_frame, matte.end_frame) == (0, None)
 
 
 def test_a_box_around_a_mark_over_the_whole_clip_is_that_marks_one_matte() -> None:
