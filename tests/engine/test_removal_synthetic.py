@@ -316,6 +316,9 @@ def test_a_box_around_both_places_of_a_jumping_mark_removes_each_over_its_own_ti
 
 
 def test_only_finds_that_hand_over_to_each_other_are_a_jumping_mark() -> None:
+    """Places found one after another over the whole clip (a sample or two apart) are one
+    mark jumping; a find over part of it alone, or finds with a gap between, are not."""
+
     def found(first: int, last: int) -> Detection:
         return Detection(
             box=Box(0, 0, 8, 8),
