@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.deps import Deps, build
-from core.jobs import NewJob, Source
+from core.jobs import Job, NewJob, Source
 from core.processing import Policy
 from core.settings import Settings
+from core.upkeep import reap_expired_leases, utcnow
 from core.worker import build_worker, close_worker
 from tests.pipeline.fakes import CountingNotifier, ScriptedEngine
 from tests.redis_keys import forget_redis_keys as forget_prefix
 
 #: short lease and retry waits so whole job lives fit in a test
 FAST = Policy(lease_s=2, heartbeat_s=0.1, retry_base_s=0.02)
+
+#: the lease a worker that dies holds: longer than a test runs before reaping it by hand,
+#: so the worker's own reaper cron (due when a burst run crosses a minute) never takes it first
+DEAD_LEASE_S = 60
 
 
 @pytest.fixture
@@ -67,6 +73,18 @@ async def run_worker(deps: Deps, policy: Policy = FAST, **options: Any) -> Any:
     finally:
         await close_worker(worker)
     return worker
+
+
+async def claim_and_die(deps: Deps, job_id: str) -> Job:
+    """Claim a job as a worker that then dies without a word."""
+    claimed = await deps.store.claim(job_id, "dead-worker", DEAD_LEASE_S)
+    assert claimed is not None
+    return claimed
+
+
+async def reap_dead(deps: Deps) -> list[Job]:
+    """Run the reaper as it runs once a dead worker's lease has run out."""
+    return await reap_expired_leases(deps, now=utcnow() + timedelta(seconds=DEAD_LEASE_S + 1))
 
 
 def new_job(clip: Path | None = None, **changes: Any) -> NewJob:

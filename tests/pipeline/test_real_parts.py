@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,16 @@ import pytest
 from core.engines import LocalEngine
 from core.intake import accept
 from core.jobs import JobState
-from core.upkeep import reap_expired_leases, utcnow
 from tests.media import count_frames
-from tests.pipeline.conftest import build_deps, forget_prefix, new_job, run_worker, store_clip
+from tests.pipeline.conftest import (
+    build_deps,
+    claim_and_die,
+    forget_prefix,
+    new_job,
+    reap_dead,
+    run_worker,
+    store_clip,
+)
 from tests.pipeline.fakes import CountingNotifier
 
 
@@ -56,9 +62,9 @@ async def test_on_postgres_a_reaped_job_runs_again_and_is_delivered_once(
     try:
         first = await accept(deps, await store_clip(deps, new_job(), small_clip))
         second = await accept(deps, await store_clip(deps, new_job(), small_clip))
-        await deps.store.claim(second.job.id, "dead-worker", 1)
+        await claim_and_die(deps, second.job.id)
         await run_worker(deps)
-        await reap_expired_leases(deps, now=utcnow() + timedelta(seconds=5))
+        await reap_dead(deps)
         await run_worker(deps)
 
         for accepted, attempts in ((first, 1), (second, 2)):

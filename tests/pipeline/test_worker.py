@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,16 @@ from core.health import read_worker_heartbeats
 from core.intake import accept
 from core.jobs import JobState
 from core.processing import Policy
-from core.upkeep import reap_expired_leases, reconcile_queue, utcnow
+from core.upkeep import reconcile_queue, utcnow
 from core.worker import StoppableWorker, build_worker, close_worker
-from tests.pipeline.conftest import build_deps, new_job, run_worker, store_clip
+from tests.pipeline.conftest import (
+    build_deps,
+    claim_and_die,
+    new_job,
+    reap_dead,
+    run_worker,
+    store_clip,
+)
 from tests.pipeline.fakes import CountingNotifier, ScriptedEngine
 
 
@@ -121,12 +127,11 @@ async def test_expired_lease_is_reaped_run_again_and_delivered_once(
 ) -> None:
     accepted = await accept(deps, await store_clip(deps, new_job(), small_clip))
     # a worker that claims the job and then dies without a word
-    dead = await deps.store.claim(accepted.job.id, "dead-worker", 1)
-    assert dead is not None
+    dead = await claim_and_die(deps, accepted.job.id)
     await run_worker(deps)  # arq's run 1 finds the job taken and leaves it
     assert (await deps.store.get(dead.id)).status == JobState.PROCESSING  # type: ignore[union-attr]
 
-    reaped = await reap_expired_leases(deps, now=utcnow() + timedelta(seconds=5))
+    reaped = await reap_dead(deps)
     assert [job.id for job in reaped] == [dead.id]
     await run_worker(deps)
 
@@ -146,9 +151,9 @@ async def test_reaper_fails_a_job_whose_attempts_are_used_up(
     deps: Deps, notifier: CountingNotifier, small_clip: Path
 ) -> None:
     accepted = await accept(deps, await store_clip(deps, new_job(max_attempts=1), small_clip))
-    await deps.store.claim(accepted.job.id, "dead-worker", 1)
+    await claim_and_die(deps, accepted.job.id)
 
-    await reap_expired_leases(deps, now=utcnow() + timedelta(seconds=5))
+    await reap_dead(deps)
     await run_worker(deps)
 
     job = await deps.store.get(accepted.job.id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ from core.deps import Deps, build
 from core.jobs import JobState
 from core.processing import Policy
 from core.settings import Settings
-from core.upkeep import reap_expired_leases, utcnow
 from core.worker import build_worker
 from tests.media import count_frames
+from tests.pipeline.conftest import claim_and_die, reap_dead
 from tests.slack.conftest import SlackApp, build_web_app
 from tests.slack.fake_slack import FakeSlack
 from tests.slack.slack_http import event_envelope, message_event
@@ -74,8 +73,7 @@ async def test_a_video_posted_in_a_thread_comes_back_cleaned_in_that_thread_exac
     assert "queued" in status["text"]
 
     # a first worker claims the job, runs the whole removal, then dies before saying so
-    dead = await deps.store.claim(queued.id, "dead-worker", 1)
-    assert dead is not None
+    dead = await claim_and_die(deps, queued.id)
 
     async def nothing(percent: int, step: str) -> None:
         return None
@@ -85,7 +83,7 @@ async def test_a_video_posted_in_a_thread_comes_back_cleaned_in_that_thread_exac
 
     # its lease runs out; the reaper hands the job to a real worker, which runs it again
     await run_worker(deps)  # the queued run finds the job taken and leaves it
-    reaped = await reap_expired_leases(deps, now=utcnow() + timedelta(seconds=5))
+    reaped = await reap_dead(deps)
     assert [job.id for job in reaped] == [queued.id]
     await run_worker(deps)
 
