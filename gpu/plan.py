@@ -164,7 +164,7 @@ def plan_marks(
             device=device,
             still_prior=explicit is not None,
         )
-        method = "invert" if est.opacity <= 0.85 else "invert+inpaint"
+        method = "invert" if est.opacity <= ALPHA_MAX else "invert+inpaint"
         alpha_y, alpha_c = est.alpha_y, est.alpha_c
         if method == "invert+inpaint":
             # an opaque mark's core reads low where the fill mispredicts the picture (α is

@@ -139,6 +139,25 @@ def test_opaque_mark_is_inpainted_without_flicker() -> None:
     assert flicker_out <= 1.2 * flicker_clean
 
 
+def test_an_opaque_mark_found_without_the_user_is_filled_not_inverted() -> None:
+    """Found without the user, a mark's α is pulled towards 0 where the picture's changes
+    are modest (no level-shift prior stands in); an opaque mark must still read as opaque,
+    or its core is inverted (noise scaled up, the mark's ghost left) instead of filled."""
+    clean = panning_frames(T)
+    stamp = text_mark(H, W, 1.0)
+    frames = blend(clean, stamp)
+    [matte] = plan_marks(*_sampled(frames))
+    assert matte.method == "invert+inpaint" and matte.opacity > 0.9
+
+    box = matte.box
+    rows, cols = slice(box.y, box.y + box.h), slice(box.x, box.x + box.w)
+    out = frames[:, rows, cols].copy()
+    uv = np.full((T, box.h // 2, box.w // 2), 128, np.uint8)
+    PreparedMatte(matte, torch.device("cpu"), (16.0, 235.0)).apply([out, uv.copy(), uv.copy()])
+    truth = np.clip(clean[:, rows, cols] + 0.5, 0, 255).astype(np.uint8)
+    assert psnr(out, truth) > 39.0  # inverted as 0.57 opaque: 38.2 dB
+
+
 def test_pixels_the_mark_never_touches_pass_through_unchanged() -> None:
     stamp = text_mark(H, W, 0.5)
     frames = blend(panning_frames(T), stamp)
