@@ -177,6 +177,11 @@ def estimate_matte(
     )
 
 
+def luma_range(full_range: bool) -> tuple[float, float]:
+    """The luma of black and of white: 0-255 in full range, 16-235 in limited range."""
+    return (0.0, 255.0) if full_range else (16.0, 235.0)
+
+
 def _opacity(alpha: torch.Tensor) -> float:
     """A mark's opacity: the 90th percentile of α over its pixels (0: none)."""
     marked = alpha > MARKED_ALPHA
@@ -198,7 +203,7 @@ def _level_shift_alpha(
         *(_up(temporal_median(c - fc)[None], (h, w))[0] for c, fc in ((u, fu), (v, fv))),
     ]
     f_med = [temporal_median(fy), *(_up(temporal_median(fc)[None], (h, w))[0] for fc in (fu, fv))]
-    white, black = (255.0, 0.0) if full_range else (235.0, 16.0)
+    black, white = luma_range(full_range)
     w_y = torch.where(
         shift[0] >= 0, torch.full_like(shift[0], white), torch.full_like(shift[0], black)
     )

@@ -18,6 +18,7 @@ from gpu.detect import (
     noise_map,
     scenes,
 )
+from gpu.plan import _damped
 from tests.engine.synth import Stamp, blend, coverage, panning_frames, text_mark, texture
 
 H, W, T = 144, 256, 40
@@ -196,3 +197,20 @@ def test_scene_cuts_split_the_samples_into_their_shots() -> None:
     assert scenes(frames) == [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
     assert scenes(_still_clip(_scene())) == [(0, T)]
     assert scenes(panning_frames(T)) == [(0, T)]  # it changes everywhere, all the time
+
+
+def test_pixels_clipped_to_white_do_not_set_the_noise_a_blend_damps() -> None:
+    """Around a logo against a burnt-out sky most pixels sit at white and show no noise:
+    the picture's noise is that of the others (the trees below), which the logo damps
+    (tree/opencv/0.8 auto: its pixels were taken for scenery and left, 19.1 -> 27.1 dB)."""
+    rng = np.random.default_rng(0)
+    ys = np.full((T, 60, 80), 235.0)  # the sky, clipped to limited range's white
+    ys[:, 40:] = 120.0 + rng.normal(0, 2.0, (T, 20, 80))  # the trees
+    marked = np.zeros((60, 80), bool)
+    marked[20:50, 20:60] = True
+    ys[:, marked] = 0.8 * 60.0 + 0.2 * ys[:, marked]
+    frames = np.clip(ys + 0.5, 0, 255).astype(np.uint8)
+
+    damped = _damped(frames, marked, full_range=False)
+    assert damped[marked].all()
+    assert not damped[45:, :14].any()  # the trees beside it are not
