@@ -129,7 +129,7 @@ def test_a_found_marks_pixels_that_damp_the_noise_are_not_taken_for_scenery() ->
     scenery = np.zeros((40, 80), bool)
     scenery[12:28, 50:66] = True  # a patch of the picture, its noise untouched
     marked = ring | scenery
-    kept = _found_still_mark(marked, marked.copy(), ys)
+    kept = _found_still_mark(marked, marked.copy(), ys, full_range=False)
     assert kept[ring].mean() > 0.9
     assert not kept[scenery].any()
 
@@ -152,7 +152,7 @@ def test_a_scenery_line_beside_a_found_still_mark_is_dropped_but_not_its_strokes
     rim = np.zeros((80, 100), bool)
     rim[12:30, 61:63] = True  # an undamped rim 18 px long, right beside the logo
     marked = body | line | rim
-    kept = _found_still_mark(marked, np.zeros_like(marked), ys)
+    kept = _found_still_mark(marked, np.zeros_like(marked), ys, full_range=False)
     assert kept[body].all()
     assert not kept[line & ~dilate(body, 3)].any()
     assert kept[rim].all()
