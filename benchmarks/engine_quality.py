@@ -6,8 +6,8 @@ Cases: clean clips from ../shared/data × logos × opacity 0.3/0.5/0.8/1.0 × po
 that jumps between two corners, and clips without a mark. Each watermarked input is
 encoded as an upload would be (H.264 crf 18, audio kept). Per case and method: PSNR/SSIM
 inside the true box and outside it against the clean clip, and flicker (mean |ΔY| between
-frames inside the box) against the clean clip's. Methods: the engine (auto, and given the
-true box), ffmpeg delogo (true box), OpenCV Telea inpaint (true mask), the oracle inversion
+frames inside the box) against the clean clip's. Methods: the engine (auto, given the true
+box, and given a box LOOSE_PX looser on each side), ffmpeg delogo (true box), OpenCV Telea inpaint (true mask), the oracle inversion
 (true α and W), and the untouched input. Then wall time and peak memory of the engine
 against a plain ffmpeg re-encode with the same encoder settings at 720p, and the peak
 memory for a clip 4× longer. Prints one table and the targets of issue 3, met or not.
@@ -48,7 +48,10 @@ LOGOS = {
     "mpl": "matplotlib-logo.png",
 }
 OPACITIES = (0.3, 0.5, 0.8, 1.0)
-METHODS = ("auto", "box", "delogo", "telea", "oracle", "input")
+METHODS = ("auto", "box", "loose", "delogo", "telea", "oracle", "input")
+#: the `loose` method: the engine given the true box grown by this many pixels on each side
+#: (cut to the frame), as a user draws it; reported, not one of issue 3's targets
+LOOSE_PX = 12
 
 
 @dataclass
@@ -163,6 +166,14 @@ def truth_alpha(marks: list[Mark], index: int, h: int, w: int) -> tuple[np.ndarr
         alpha[m.y : m.y + mh, m.x : m.x + mw] = m.alpha
         colour[m.y : m.y + mh, m.x : m.x + mw] = m.colour
     return alpha, colour
+
+
+def loosened(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, ...]:
+    """`box` grown by LOOSE_PX on each side, cut to the width × height frame."""
+    x, y, w, h = box
+    x0, y0 = max(0, x - LOOSE_PX), max(0, y - LOOSE_PX)
+    x1, y1 = min(width, x + w + LOOSE_PX), min(height, y + h + LOOSE_PX)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def union_box(marks: list[Mark]) -> tuple[int, int, int, int]:
@@ -390,6 +401,9 @@ def main() -> int:
             if marks:
                 run_engine_here(src, tmp / "box.mp4", ",".join(str(v) for v in box))
                 res["box"] = score(decode_rgb(tmp / "box.mp4", len(clean)), clean, box)
+                loose = ",".join(str(v) for v in loosened(box, w, h))
+                run_engine_here(src, tmp / "loose.mp4", loose)
+                res["loose"] = score(decode_rgb(tmp / "loose.mp4", len(clean)), clean, box)
                 res["delogo"] = score(
                     decode_rgb(delogo(src, tmp / "delogo.mp4", box, w, h), len(clean)), clean, box
                 )
@@ -469,6 +483,7 @@ def print_table(rows: list[dict], speed: dict) -> None:
         "outside": [],
         "detect": [],
         "no_mark": [],
+        "loose": [],
     }
     for row in rows:
         res = row["results"]
@@ -493,6 +508,7 @@ def print_table(rows: list[dict], speed: dict) -> None:
         checks["detect"].append(det["cover"] >= 0.98 and 0 < det["area"] <= 2.0)
         checks["outside"].append(auto["psnr_out"] >= res["plain"]["psnr_out"] - 0.1)
         best = res["box"]  # removal quality with the mark found (the true box given)
+        checks["loose"].append(res["loose"]["psnr_in"] >= best["psnr_in"] - 1.0)
         if row["opacity"] <= 0.5:
             checks["semi"].append(best["psnr_in"] >= res["oracle"]["psnr_in"] - 1.5)
             checks["semi_delogo"].append(best["psnr_in"] >= res["delogo"]["psnr_in"] + 8)
@@ -557,6 +573,10 @@ def print_table(rows: list[dict], speed: dict) -> None:
         "detect", checks["detect"], "detection (auto): box covers ≥ 98 % of the mark, ≤ 2× its area"
     )
     verdict("no_mark", checks["no_mark"], "no-mark clips: nothing found")
+    print(
+        f"[info] a box {LOOSE_PX} px looser on each side: inside PSNR within 1 dB of the true "
+        f"box's: {sum(checks['loose'])}/{len(checks['loose'])}"
+    )
     print(
         f"[{'MET ' if ratio <= 1.3 else 'MISS'}] speed: engine ≤ 1.3× plain re-encode at 720p ({ratio:.2f}×)"
     )
