@@ -9,7 +9,7 @@ from typing import Any
 #: words sent with the video)
 NAME_THE_PLACE = (
     "If there is one, send the video again with its place: region=bottom-right (or top-left, "
-    "top-right, bottom-left), or its box region=x,y,w,h in pixels."
+    "top-right, bottom-left), or its box region=x,y,w,h in pixels, drawn close around it."
 )
 
 

@@ -11,7 +11,8 @@ HOW_TO = (
     "Send me a video (mp4, mov, webm, mkv…) in a channel I'm in, in a thread, or in a DM, "
     "and I'll remove the watermark or logo and post the cleaned video back in the thread.\n"
     "Options go in the message text: `region=bottom-right` (or `top-left`, `top-right`, "
-    "`bottom-left`), or an exact box `region=x,y,w,h` in pixels. Without one I find the mark myself."
+    "`bottom-left`), or an exact box `region=x,y,w,h` in pixels, drawn close around the mark. "
+    "Without one I find the mark myself."
 )
 
 

@@ -41,7 +41,7 @@ def help_text(settings: Settings) -> str:
         "Options go in the caption:\n"
         "  region=auto (default: I find the mark myself)\n"
         "  region=top-left | top-right | bottom-left | bottom-right\n"
-        "  region=x,y,w,h (the mark's box in pixels)\n\n"
+        "  region=x,y,w,h (the mark's box in pixels, drawn close around it)\n\n"
         "Limits:\n"
         f"  • files up to {download_limit(settings) // MB} MB{size_note}\n"
         f"  • videos up to {settings.max_duration_s} s long and "
