@@ -7,8 +7,8 @@ that jumps between two corners, and clips without a mark. Each watermarked input
 encoded as an upload would be (H.264 crf 18, audio kept). Per case and method: PSNR/SSIM
 inside the true box and outside it against the clean clip, and flicker (mean |ΔY| between
 frames inside the box) against the clean clip's. Methods: the engine (auto, given the true
-box, and given a box LOOSE_PX looser on each side), ffmpeg delogo (true box), OpenCV Telea inpaint (true mask), the oracle inversion
-(true α and W), and the untouched input. Then wall time and peak memory of the engine
+box, and given a box LOOSE_PX looser on each side), ffmpeg delogo (true box), OpenCV Telea
+inpaint (true mask), the oracle inversion (true α and W), and the untouched input. Then wall time and peak memory of the engine
 against a plain ffmpeg re-encode with the same encoder settings at 720p, and the peak
 memory for a clip 4× longer. Prints one table and the targets of issue 3, met or not.
 """
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.engine_cases import Mark, load_logo, place, read_rgb, stamp, write_clip  # noqa: E402
 from gpu.probe import ffmpeg_exe, probe_video  # noqa: E402
+from gpu.regions import Box  # noqa: E402
 from gpu.video_io import EncoderSettings, plain_reencode_command  # noqa: E402
 
 CLIPS = {
@@ -168,12 +169,11 @@ def truth_alpha(marks: list[Mark], index: int, h: int, w: int) -> tuple[np.ndarr
     return alpha, colour
 
 
-def loosened(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, ...]:
+def loosened(box: tuple[int, int, int, int], width: int, height: int) -> list[int]:
     """`box` grown by LOOSE_PX on each side, cut to the width × height frame."""
     x, y, w, h = box
-    x0, y0 = max(0, x - LOOSE_PX), max(0, y - LOOSE_PX)
-    x1, y1 = min(width, x + w + LOOSE_PX), min(height, y + h + LOOSE_PX)
-    return x0, y0, x1 - x0, y1 - y0
+    grown = Box(x - LOOSE_PX, y - LOOSE_PX, w + 2 * LOOSE_PX, h + 2 * LOOSE_PX)
+    return grown.within(width, height).as_list()
 
 
 def union_box(marks: list[Mark]) -> tuple[int, int, int, int]:
