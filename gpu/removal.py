@@ -154,10 +154,14 @@ class PreparedMatte:
         known = (alpha < 0.02).float()[None, None]
         under = push_pull(j[:, None], known)[:, 0]
         a = torch.from_numpy(np.ascontiguousarray(m.a_y, dtype=np.float32))
-        change = (j - under)[:, marked]
-        blend = (a - alpha * under)[:, marked]
-        with_mark = (change - blend).pow(2).mean(1)
-        without = change.pow(2).mean(1)
+        shown = a + (1 - alpha) * under
+        if m.reference is not None:
+            # where the mark is filled its αW says nothing (a still background gives none):
+            # there it looks as it did in the samples that showed it
+            seen = torch.from_numpy(np.ascontiguousarray(m.reference[0], dtype=np.float32))
+            shown = torch.where(alpha > ALPHA_MAX, seen, shown)
+        with_mark = (j - shown)[:, marked].pow(2).mean(1)
+        without = (j - under)[:, marked].pow(2).mean(1)
         return (with_mark <= without).numpy()
 
     def apply(self, crops: list[np.ndarray]) -> None:
