@@ -200,11 +200,19 @@ def plan_marks(
         if explicit is None or not np.array_equal(cleaned, alpha_y):
             alpha_y, alpha_c = cleaned, _mean_half(cleaned)
         still = _not_invertible(est, ys[sl, cy, cx])
-        if explicit is None and still and _touches_edge(det.box, fmt.width, fmt.height):
-            # found without the user on a still background, and running into the frame's
-            # edge: scenery cut by the frame (a picture frame's border, a shadow) looks the
-            # same, and filling it would do more harm than leaving it; the user can name
-            # the corner or the box
+        whole_clip = det.first_sample == 0 and det.last_sample == len(ys) - 1
+        if (
+            explicit is None
+            and still
+            and whole_clip
+            and _touches_edge(det.box, fmt.width, fmt.height)
+        ):
+            # found without the user on a still background over the whole clip, and running
+            # into the frame's edge: scenery cut by the frame (a picture frame's border, a
+            # shadow) looks the same, and filling it would do more harm than leaving it; the
+            # user can name the corner or the box. (A mark found over part of the clip has
+            # shown itself coming and going: a jumping mark's place next to a road marking
+            # the frame cuts, left alone, kept it up for half of the car clip's 8 s)
             log.info(
                 "mark at %s touches the frame on a still background; left alone", det.box.as_list()
             )

@@ -173,39 +173,43 @@ def _clean_and_marked(
     return clean, marked
 
 
-def _car_asphalt(shared_data: Path, tmp_path: Path, mark: bool) -> tuple[Path, Box]:
-    """The car clip's first 8 s at 640x360 (its still asphalt seen from above), with white
-    text at 0.7 that jumps between the top left and the bottom right every 2 s (as a
-    video generator's mark does) when `mark`; and the letters' box in their 100x40 picture."""
-    path = tmp_path / ("jumping.mp4" if mark else "asphalt.mp4")
-    letters = Box(0, 0, 0, 0)
+def _car_asphalt(shared_data: Path, tmp_path: Path, mark: str = "") -> tuple[Path, Box]:
+    """The car clip's first 8 s at 640x360 (its still asphalt seen from above), with a mark
+    that jumps between the top left and the bottom right every 2 s (as a video generator's
+    does): white text at 0.7 (`mark` "text"; with the letters' box in their picture) or
+    the white OpenCV logo at 0.6, 48 px wide ("logo")."""
+    path = tmp_path / f"asphalt{mark}.mp4"
     cmd = [ffmpeg_exe(), "-v", "error", "-y", "-t", "8"]
     cmd += ["-i", str(shared_data / "videos" / "car-detection.mp4")]
     graph = "[0:v]scale=640:-2"
-    if mark:
+    drawn = Box(0, 0, 0, 0)
+    if mark == "text":
         text = np.zeros((40, 100, 4), np.uint8)
-        cv2.putText(text, "Sora", (4, 31), cv2.FONT_HERSHEY_DUPLEX, 1.1, (255, 255, 255, 255), 2)
+        cv2.putText(text, "Sora", (4, 31), cv2.FONT_HERSHEY_DUPLEX, 1.1, (255,) * 4, 2)
         cv2.imwrite(str(tmp_path / "text.png"), text)
         rows, cols = np.nonzero(text[..., 3])
-        letters = Box(
-            int(cols.min()), int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1
-        )
+        drawn = Box(int(cols.min()), int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1)
         cmd += ["-i", str(tmp_path / "text.png")]
+        picture = "format=rgba,colorchannelmixer=aa=0.7"
+    elif mark == "logo":
+        cmd += ["-i", str(shared_data / "logos" / "opencv-logo-white.png")]
+        picture = "scale=48:-1,format=rgba,colorchannelmixer=aa=0.6"
+    if mark:
         place = "if(lt(mod(t\\,4)\\,2)\\,{}\\,{})"
         graph += (
-            "[v];[1]format=rgba,colorchannelmixer=aa=0.7[t];[v][t]overlay="
+            f"[v];[1]{picture}[m];[v][m]overlay="
             f"x='{place.format(20, 'W-w-20')}':y='{place.format(20, 'H-h-20')}'"
         )
     cmd += ["-filter_complex", graph + ",format=yuv420p", "-c:v", "libx264", "-crf", "18"]
     subprocess.run([*cmd, "-an", str(path)], check=True)
-    return path, letters
+    return path, drawn
 
 
 def test_a_road_marking_cut_by_the_frame_is_not_a_mark(shared_data: Path, tmp_path: Path) -> None:
     """Where the frame cuts bright scenery the light changing over the clip passes it
     shrunk, as a light mark's blend does; with nothing moving under it that is scenery (a
     road marking at the edge of the car clip's asphalt was found and inverted: 14.9 dB)."""
-    path, _letters = _car_asphalt(shared_data, tmp_path, mark=False)
+    path, _nothing = _car_asphalt(shared_data, tmp_path)
     found = detect_marks(sample_frames(path, probe_video(path)).planes()[0])
     assert found == [], [(d.box.as_list(), d.features) for d in found]
 
@@ -216,7 +220,7 @@ def test_a_mark_jumping_over_still_asphalt_is_found_at_each_place(
     """Nothing moves under the text at either place, and its edges there are faint beside
     the road markings': it was not found at all. Its coming and going shows each place and
     time, and its shape at each."""
-    path, letters = _car_asphalt(shared_data, tmp_path, mark=True)
+    path, letters = _car_asphalt(shared_data, tmp_path, "text")
     found = sorted(
         detect_marks(sample_frames(path, probe_video(path)).planes()[0]),
         key=lambda d: d.first_sample,
@@ -227,3 +231,17 @@ def test_a_mark_jumping_over_still_asphalt_is_found_at_each_place(
         assert det.box.shared_area(text) >= 0.95 * text.area
         assert det.box.area <= 2 * text.area
     assert all(a.last_sample < b.first_sample for a, b in zip(found, found[1:], strict=False))
+
+
+def test_each_place_of_a_mark_jumping_over_still_asphalt_is_removed_for_all_its_time(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """At its first stay at each place the logo's box took in a road marking the frame
+    cuts, and a mark found on a still background that runs into the frame's edge was left
+    alone (the user could name the box): the logo stayed up for half of the clip. A mark
+    found over part of the clip has shown itself coming and going: it is removed."""
+    path, _logo = _car_asphalt(shared_data, tmp_path, "logo")
+    report = process(path, tmp_path / "out.mp4", {"region": "auto"})
+    spans = sorted((r["start_s"], r["end_s"]) for r in report["regions"])
+    assert len(spans) == 4, report["regions"]
+    assert sum(end - start for start, end in spans) >= 7.0, spans
