@@ -177,23 +177,29 @@ def test_pixels_the_mark_never_touches_pass_through_unchanged() -> None:
     assert np.array_equal(out[:, far], frames[:, sl[0], sl[1]][:, far])
 
 
+def _filled_block() -> Matte:
+    """A 48x40 matte filled whole (α = 1, no αW) over a 16x12 block at (16, 14)."""
+    alpha = np.zeros((40, 48), np.float32)
+    alpha[14:26, 16:32] = 1.0
+    chroma = np.zeros((20, 24), np.float32)
+    return Matte(
+        box=Box(0, 0, 48, 40),
+        alpha_y=alpha,
+        a_y=np.zeros_like(alpha),
+        alpha_c=chroma,
+        a_u=chroma,
+        a_v=chroma,
+        opacity=1.0,
+        method="inpaint",
+    )
+
+
 def test_a_mark_filled_whole_is_not_grown_into_the_picture_around_it() -> None:
     """A matte filled whole (α = 1 on the mark's shape with its rim, as a still mark's is)
     has no anti-aliased rim left outside it: the hole is that shape, not a pixel more, so
     the pixels next to it are the fill's known surroundings and come back unchanged."""
     frames = np.clip(panning_frames(4), 0, 255).astype(np.uint8)[:, :40, :48]
-    alpha = np.zeros((40, 48), np.float32)
-    alpha[14:26, 16:32] = 1.0
-    matte = Matte(
-        box=Box(0, 0, 48, 40),
-        alpha_y=alpha,
-        a_y=np.zeros_like(alpha),
-        alpha_c=np.zeros((20, 24), np.float32),
-        a_u=np.zeros((20, 24), np.float32),
-        a_v=np.zeros((20, 24), np.float32),
-        opacity=1.0,
-        method="inpaint",
-    )
+    matte = _filled_block()
     out = frames.copy()
     uv = np.full((4, 20, 24), 128, np.uint8)
     PreparedMatte(matte, torch.device("cpu"), (0.0, 255.0)).apply([out, uv.copy(), uv.copy()])
@@ -211,22 +217,11 @@ def test_a_filled_mark_is_told_present_by_how_it_looked() -> None:
     jumping mark's first place on the car clip's asphalt was judged without it, and the
     mark stayed up to 0.4 s after each jump)."""
     clean = np.clip(panning_frames(6), 0, 255).astype(np.uint8)[:, :40, :48]
-    alpha = np.zeros((40, 48), np.float32)
-    alpha[14:26, 16:32] = 1.0
     marked = clean.copy()
     marked[:, 14:26, 16:32] = np.clip(0.6 * 230 + 0.4 * clean[:, 14:26, 16:32], 0, 255)
     seen = np.median(marked, axis=0).astype(np.float32)
-    matte = Matte(
-        box=Box(0, 0, 48, 40),
-        alpha_y=alpha,
-        a_y=np.zeros_like(alpha),
-        alpha_c=np.zeros((20, 24), np.float32),
-        a_u=np.zeros((20, 24), np.float32),
-        a_v=np.zeros((20, 24), np.float32),
-        opacity=1.0,
-        method="inpaint",
-        reference=np.stack([seen, np.full_like(seen, 128), np.full_like(seen, 128)]),
-    )
+    grey = np.full_like(seen, 128)
+    matte = replace(_filled_block(), reference=np.stack([seen, grey, grey]))
     prepared = PreparedMatte(matte, torch.device("cpu"), (0.0, 255.0))
     assert prepared.present(marked).all()
     assert not prepared.present(clean).any()
