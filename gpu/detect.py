@@ -456,8 +456,8 @@ def _toggled_runs(
     if on is None:
         return None
     with_mark = on if _shows_track(track, small, on, factor) else ~on
-    change = small[with_mark].mean(0) - small[~with_mark].mean(0)
-    scores = cv2.matchTemplate(-change, change[rows, cols], cv2.TM_CCOEFF_NORMED)
+    coming = small[with_mark].mean(0) - small[~with_mark].mean(0)
+    scores = cv2.matchTemplate(-coming, coming[rows, cols], cv2.TM_CCOEFF_NORMED)
     bh, bw = crop.shape[1:]
     scores[
         max(0, rows.start - bh) : rows.start + bh, max(0, cols.start - bw) : cols.start + bw
@@ -513,7 +513,7 @@ def _undone(here: np.ndarray, there: np.ndarray, dx: int, dy: int, reach: int) -
     up = _moved(dilate(there <= -TOGGLE_LEVEL, reach), -dx, -dy)
     down = _moved(dilate(there >= TOGGLE_LEVEL, reach), -dx, -dy)
     both = ((here >= TOGGLE_LEVEL) & up) | ((here <= -TOGGLE_LEVEL) & down)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(
         both.astype(np.uint8), connectivity=8
     )
     keep = stats[:, cv2.CC_STAT_AREA] >= TOGGLE_SPECK
