@@ -16,6 +16,7 @@ from gpu.detect import (
     Detection,
     _blend_features,
     _split_by_presence,
+    _two_levels,
     detect_marks,
 )
 from gpu.fill import push_pull
@@ -409,6 +410,20 @@ def test_one_sample_that_misses_a_stay_does_not_cut_it_in_two() -> None:
     track = Detection(Box(20, 10, 20, 12), np.ones((12, 20), bool), 4, 19, 1.5)
     runs = _split_by_presence(track, grads, 1)
     assert [(r.first_sample, r.last_sample) for r in runs] == [(4, 19)]
+
+
+def test_a_mark_whose_level_differs_between_its_stays_still_toggles() -> None:
+    """The light changing between a jumping mark's stays at one place changes its level
+    there (21 and 35 for the matplotlib logo over the car clip's asphalt, which failed the
+    two-level test on their pooled spread); the picture without it stays steady. A level
+    that drifts with noise and no steady state is no toggle."""
+    rng = np.random.default_rng(6)
+    away, first, second = (rng.normal(m, s, 12) for m, s in ((1, 0.3), (21, 0.5), (35, 2)))
+    level = np.concatenate([away, first, rng.normal(1, 0.3, 12), second])
+    on = _two_levels(level)
+    assert on is not None
+    assert on.tolist() == [False] * 12 + [True] * 12 + [False] * 12 + [True] * 12
+    assert _two_levels(rng.normal(0, 5, 48) + np.linspace(0, 20, 48)) is None
 
 
 def test_only_finds_that_hand_over_to_each_other_are_a_jumping_mark() -> None:
