@@ -38,6 +38,7 @@ from benchmarks.engine_quality import (  # noqa: E402
     run_engine_here,
     union_box,
 )
+from gpu.probe import probe_video  # noqa: E402
 
 SECONDS = 8
 WIDTH = 640
@@ -86,8 +87,8 @@ def marks_for(kind: str, w: int, h: int, frames: int, fps: float) -> list[Mark]:
 
 def clean_clip(data: Path, clip: str) -> tuple[np.ndarray, float]:
     """The clip's first SECONDS at WIDTH px wide (even height), RGB."""
-    fps = read_rgb(data / "videos" / CLIPS[clip], max_frames=2)[1]
-    frames, fps = read_rgb(data / "videos" / CLIPS[clip], max_frames=int(round(SECONDS * fps)))
+    path = data / "videos" / CLIPS[clip]
+    frames, fps = read_rgb(path, max_frames=int(round(SECONDS * probe_video(path).fps)))
     h = int(round(frames.shape[1] * WIDTH / frames.shape[2] / 2)) * 2
     return np.stack([cv2.resize(f, (WIDTH, h), interpolation=cv2.INTER_AREA) for f in frames]), fps
 

@@ -301,7 +301,7 @@ def _moving_marks(
         if not handed:
             # over a still background the edges of its copies may be too faint, and their
             # runs too blurred, to hand over: the mark's own coming and going may show it
-            handed = _relay(_toggled_runs(track, small, factor, full) or [], t)
+            handed = _relay(_toggled_runs(track, small, factor, full), t)
         relayed += handed
     # no place hands over to another: a mark that stays in one place for part of the clip
     # (not across scene cuts, where each shot's scenery comes and goes with its shot)
@@ -433,9 +433,9 @@ def _moved_copies(
 
 def _toggled_runs(
     track: Detection, small: np.ndarray, factor: int, full: np.ndarray
-) -> list[Detection] | None:
+) -> list[Detection]:
     """The runs of a mark that jumps over a still background, at its `track`'s place and at
-    the other, or None when the track does not toggle so.
+    the other; none when the track does not toggle so.
 
     Over a still background the edges a segment's mean shows at the other place are too
     faint beside the scenery's for _moved_copies, but the mark's coming and going is plain:
@@ -448,16 +448,16 @@ def _toggled_runs(
     rows, cols = _working(track.box, factor)
     crop = small[:, rows, cols]
     if min(crop.shape[1:]) < 4:
-        return None
+        return []
     inside = (
         cv2.resize(track.mask.astype(np.float32), crop.shape[:0:-1], interpolation=cv2.INTER_AREA)
         > 0.3
     )
     if inside.all() or not inside.any():
-        return None
+        return []
     on = _two_levels(crop[:, inside].mean(1) - crop[:, ~inside].mean(1))
     if on is None:
-        return None
+        return []
     with_mark = on if _shows_track(track, small, on, factor) else ~on
     coming = small[with_mark].mean(0) - small[~with_mark].mean(0)
     scores = cv2.matchTemplate(-coming, coming[rows, cols], cv2.TM_CCOEFF_NORMED)
@@ -467,7 +467,7 @@ def _toggled_runs(
     ] = -1
     _lo, best, _at, (mx, my) = cv2.minMaxLoc(scores)
     if best < TOGGLE_MATCH:
-        return None
+        return []
     # the mark is what changes at both places, one way at one and the other way at the
     # other: the scenery that changes between the two sets of samples (the light, a road
     # marking as the camera shifts a pixel, a car passing) does not. Looked for around the
@@ -485,7 +485,7 @@ def _toggled_runs(
     home_box, home_mask = _cropped(dilate(here & _moved(dilate(there, factor), -dx, -dy), 1), 0, 0)
     copy_box, copy_mask = _cropped(dilate(there & _moved(dilate(here, factor), dx, dy), 1), 0, 0)
     if home_box is None or copy_box is None:
-        return None
+        return []
     log.debug("%s toggles with a copy at %s (%.2f)", home_box, copy_box, best)
     shift = {"shift_x": float(dx), "shift_y": float(dy)}
     toggled = dict(track.features, toggled=1.0)

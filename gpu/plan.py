@@ -200,11 +200,10 @@ def plan_marks(
         if explicit is None or not np.array_equal(cleaned, alpha_y):
             alpha_y, alpha_c = cleaned, _mean_half(cleaned)
         still = _not_invertible(est, ys[sl, cy, cx])
-        whole_clip = det.first_sample == 0 and det.last_sample == len(ys) - 1
         if (
             explicit is None
             and still
-            and whole_clip
+            and _over_the_whole_clip(det, len(ys))
             and _touches_edge(det.box, fmt.width, fmt.height)
         ):
             # found without the user on a still background over the whole clip, and running
@@ -319,7 +318,7 @@ def _found_for_part_in(ys: np.ndarray, box: Box) -> list[Detection]:
     holds a mark over part of the clip only, each over its own time range; none when the
     box is to be removed as one mark over the whole clip."""
     found = [d for d in detect_marks(ys) if d.box.shared_area(box) > 0.5 * d.box.area]
-    if not found or any(d.first_sample == 0 and d.last_sample == len(ys) - 1 for d in found):
+    if not found or any(_over_the_whole_clip(d, len(ys)) for d in found):
         return []
     if _hand_over(found, len(ys)):
         return found  # a mark jumping between places in the box
@@ -330,6 +329,11 @@ def _found_for_part_in(ys: np.ndarray, box: Box) -> list[Detection]:
         part = d.box.moved(-box.x, -box.y).within(box.w, box.h)
         covered[part.y : part.y + part.h, part.x : part.x + part.w] = True
     return found if covered.mean() >= PART_COVER else []
+
+
+def _over_the_whole_clip(det: Detection, samples: int) -> bool:
+    """Whether a detection is seen in every one of the clip's `samples`."""
+    return det.first_sample == 0 and det.last_sample == samples - 1
 
 
 def _hand_over(detections: list[Detection], samples: int) -> bool:
