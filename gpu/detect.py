@@ -32,6 +32,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -73,6 +74,24 @@ TOGGLE_MATCH = 0.85
 #: TOGGLE_LEVEL (Y levels), one way at one place and the other way at the other
 TOGGLE_LEVEL = 4.0
 TOGGLE_SPECK = 12
+#: over a still background with no track to start from, the most common patterns of
+#: switching pixels (TOGGLE_PATTERNS) are tried as a mark's: its two places must lie
+#: TOGGLE_FAR of the picture's width or height apart, at least TOGGLE_PIXELS of their
+#: pixels (working resolution) switch at the pattern's samples at each, at the other place
+#: at least TOGGLE_COPY_SHARE as many as at home, at home at least TOGGLE_OWN_SHARE of all
+#: that switch there, and the undone change matches at least TOGGLE_SEED_MATCH. Measured,
+#: "Sora" jumping between corners of the engine_marks clips: 0.82-0.86 apart, 160-249 and
+#: 70-240 pixels (share 0.36-0.96), own share 1.00, match 0.77-0.93; the scenery's
+#: patterns on every engine_marks clip, with and without marks: at most 14 pixels at the
+#: other place (a signer's arm, 0.06 apart), 0 for all others; subtitles alternating
+#: between the corners of a bar (a test's) 0.67 of what switches; matches up to 0.96, so
+#: the match is only a floor
+TOGGLE_PATTERNS = 4
+TOGGLE_FAR = 0.25
+TOGGLE_PIXELS = 36
+TOGGLE_COPY_SHARE = 0.25
+TOGGLE_OWN_SHARE = 0.9
+TOGGLE_SEED_MATCH = 0.6
 #: a mark's persistent edge strength (summed over its pixels, working resolution) per pixel
 #: of the frame: scenery too faint or too small to be a watermark anyone removes (a road
 #: reflector, floor tile lines: 0.0035 on the full-length car and person clips; the faintest
@@ -303,6 +322,17 @@ def _moving_marks(
             # runs too blurred, to hand over: the mark's own coming and going may show it
             handed = _relay(_toggled_runs(track, small, factor, full), t)
         relayed += handed
+    if not relayed:
+        # no track at all where the whole picture stands still: the mark's coming and
+        # going is the only sign of it
+        for seed in _toggle_seeds(small, factor):
+            if any(_overlap(seed.home, d.box) > 0.3 for d in found):
+                continue
+            relayed = _relay(
+                _toggle_pair(seed.home, seed.with_mark, small, factor, full, 1.0, {}, seed), t
+            )
+            if relayed:
+                break
     # no place hands over to another: a mark that stays in one place for part of the clip
     # (not across scene cuts, where each shot's scenery comes and goes with its shot)
     if not relayed and len(scenes(small)) < 3:
@@ -459,22 +489,129 @@ def _toggled_runs(
     if on is None:
         return []
     with_mark = on if _shows_track(track, small, on, factor) else ~on
+    return _toggle_pair(track.box, with_mark, small, factor, full, track.score, track.features)
+
+
+class ToggleSeed(NamedTuple):
+    """Where a mark may jump over a still background, with no track behind it."""
+
+    home: Box  # the pattern's largest group (full resolution)
+    with_mark: np.ndarray  # the samples that show the mark there
+    pattern: np.ndarray  # the pixels that switch at its samples (working resolution)
+    switching: np.ndarray  # every pixel that switches between two steady levels
+
+
+def _toggle_seeds(small: np.ndarray, factor: int) -> list[ToggleSeed]:
+    """Places where a mark may jump over a still background: pixels that switch between two
+    steady levels (see _two_levels), grouped by the samples they switch at; the mark's
+    pixels at both its places share them (one upper where the other is lower), the
+    scenery's seldom do. The most common such patterns first."""
+    t, h, w = small.shape
+    frames = small.astype(np.float32)
+    cut = (frames.min(0) + frames.max(0)) / 2
+    upper = frames > cut
+    count = upper.sum(0)
+    sums = [np.where(upper, frames, 0).sum(0), np.where(upper, 0, frames).sum(0)]
+    squares = [
+        np.where(upper, frames * frames, 0).sum(0),
+        np.where(upper, 0, frames * frames).sum(0),
+    ]
+    del frames
+    n = [np.maximum(count, 1), np.maximum(t - count, 1)]
+    means = [total / k for total, k in zip(sums, n, strict=True)]
+    spreads = [
+        np.sqrt(np.maximum(sq / k - m * m, 0)) for sq, k, m in zip(squares, n, means, strict=True)
+    ]
+    gap = means[0] - means[1]
+    steady = np.maximum(np.minimum(*spreads), TOGGLE_STEADY)
+    share = count / t
+    switching = (
+        (np.minimum(share, 1 - share) >= TOGGLE_MIN_SHARE)
+        & (gap >= TOGGLE_SEPARATION * steady)
+        & (gap >= 2 * TOGGLE_LEVEL)
+    )
+    if switching.sum() < TOGGLE_SPECK:
+        return []
+    bits = upper[:, switching]
+    bits ^= bits[:1]  # one pattern for both places: the first sample below
+    patterns, which, counts = np.unique(
+        np.packbits(bits, axis=0).T, axis=0, return_inverse=True, return_counts=True
+    )
+    which = which.reshape(-1)
+    seeds = []
+    for k in np.argsort(-counts)[:TOGGLE_PATTERNS]:
+        if counts[k] < TOGGLE_SPECK or counts[k] > MAX_AREA_SHARE * h * w:
+            continue  # a speck, or the whole picture switching (shots that alternate)
+        mask = np.zeros((h, w), bool)
+        mask[switching] = which == k
+        _count, _labels, stats, _ = cv2.connectedComponentsWithStats(
+            dilate(mask, 1).astype(np.uint8), connectivity=8
+        )
+        x, y, bw, bh, _area = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))]
+        home = Box(int(x) * factor, int(y) * factor, int(bw) * factor, int(bh) * factor)
+        on = np.unpackbits(patterns[k])[:t].astype(bool)
+        rows, cols = _working(home, factor)
+        # the mark is in the samples whose mean shows more edges at its place
+        edges = [float(gradient_magnitude(small[s, rows, cols].mean(0)).sum()) for s in (on, ~on)]
+        seeds.append(ToggleSeed(home, on if edges[0] >= edges[1] else ~on, mask, switching))
+    return seeds
+
+
+def _jumped(seed: ToggleSeed, dx: int, dy: int, factor: int) -> bool:
+    """Whether the mark of a `seed` jumped (dx, dy) pixels: its two places lie across the
+    picture from each other (TOGGLE_FAR); at both its pixels switch at the seed's samples
+    (at least TOGGLE_PIXELS of them at each, at the other place at least TOGGLE_COPY_SHARE
+    as many as at home: where scenery came and went, a hand or a leaf, the place the change
+    is undone at is other scenery, which switches at other samples); and at home they are
+    nearly all that switches (TOGGLE_OWN_SHARE: subtitles switch at the samples of the
+    words each pixel is part of, a mark at the samples of its stays)."""
+    height, width = (n * factor for n in seed.pattern.shape)
+    if max(abs(dx) / width, abs(dy) / height) < TOGGLE_FAR:
+        return False
+    home, copy = (
+        _working(seed.home, factor),
+        _working(seed.home.moved(dx, dy).within(width, height), factor),
+    )
+    at_home, at_copy = int(seed.pattern[home].sum()), int(seed.pattern[copy].sum())
+    return (
+        at_home >= TOGGLE_PIXELS
+        and at_copy >= max(TOGGLE_PIXELS, TOGGLE_COPY_SHARE * at_home)
+        and at_home >= TOGGLE_OWN_SHARE * int(seed.switching[home].sum())
+    )
+
+
+def _toggle_pair(
+    home: Box,
+    with_mark: np.ndarray,
+    small: np.ndarray,
+    factor: int,
+    full: np.ndarray,
+    score: float,
+    features: Mapping[str, float],
+    seed: ToggleSeed | None = None,
+) -> list[Detection]:
+    """The runs of a mark at `home` in the samples `with_mark` and at the one other place
+    where the change it makes is undone in the others (see _toggled_runs); none when no
+    place undoes it. A `seed`'s (no track behind it) other place must also pass _jumped."""
+    rows, cols = _working(home, factor)
+    bh, bw = small[0, rows, cols].shape
     coming = small[with_mark].mean(0) - small[~with_mark].mean(0)
     scores = cv2.matchTemplate(-coming, coming[rows, cols], cv2.TM_CCOEFF_NORMED)
-    bh, bw = crop.shape[1:]
     scores[
         max(0, rows.start - bh) : rows.start + bh, max(0, cols.start - bw) : cols.start + bw
     ] = -1
     _lo, best, _at, (mx, my) = cv2.minMaxLoc(scores)
-    if best < TOGGLE_MATCH:
+    dx, dy = (mx - cols.start) * factor, (my - rows.start) * factor
+    if seed is None:
+        if best < TOGGLE_MATCH:
+            return []
+    elif best < TOGGLE_SEED_MATCH or not _jumped(seed, dx, dy, factor):
         return []
     # the mark is what changes at both places, one way at one and the other way at the
     # other: the scenery that changes between the two sets of samples (the light, a road
     # marking as the camera shifts a pixel, a car passing) does not. Looked for around the
-    # track's box, which may hold part of the mark only
+    # home box, which may hold part of the mark only
     height, width = full.shape[1:]
-    dx, dy = (mx - cols.start) * factor, (my - rows.start) * factor
-    home = track.box
     around = Box(home.x - home.w // 2, home.y - home.h // 2, 2 * home.w, 2 * home.h)
     change = _mean_of(full, with_mark) - _mean_of(full, ~with_mark)
     at_home = _changed(change, around.within(width, height))
@@ -488,13 +625,13 @@ def _toggled_runs(
         return []
     log.debug("%s toggles with a copy at %s (%.2f)", home_box, copy_box, best)
     shift = {"shift_x": float(dx), "shift_y": float(dy)}
-    toggled = dict(track.features, toggled=1.0)
+    toggled = dict(features, toggled=1.0)
     runs = [
-        Detection(home_box, home_mask, first, last, track.score, dict(toggled))
+        Detection(home_box, home_mask, first, last, score, dict(toggled))
         for first, last in _runs_of(with_mark)
     ]
     runs += [
-        Detection(copy_box, copy_mask, first, last, track.score, dict(toggled, **shift))
+        Detection(copy_box, copy_mask, first, last, score, dict(toggled, **shift))
         for first, last in _runs_of(~with_mark)
     ]
     return runs

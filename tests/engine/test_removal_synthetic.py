@@ -366,13 +366,12 @@ def _asphalt_with_a_mark_jumping(phase: int) -> tuple[np.ndarray, Stamp, Stamp]:
     moving under the bottom right only, and a mark at 0.6 that jumps between the top left
     and the bottom right every `phase` frames."""
     rng = np.random.default_rng(3)
-    scene = 0.3 * texture(H, W, 5)[:H, :W] + 80 + 4 * rng.normal(0, 1, (H, W)).astype(np.float32)
-    cv2.line(scene, (2, 30), (30, 18), 230.0, 3)
+    scene = _still_scene(rng)
     passing = texture(H, W, 9)
     first, second = text_mark(H, W, 0.6, "top-left"), text_mark(H, W, 0.6, "bottom-right")
     frames = np.empty((64, H, W), np.uint8)
     for t in range(64):
-        picture = scene + rng.normal(0, 1.5, scene.shape).astype(np.float32)
+        picture = _noisy(scene, rng)
         picture[H - 50 :, W - 110 :] = passing[3 * t : 3 * t + 50, 2 * t : 2 * t + 110]
         frames[t] = blend(picture, first if (t // phase) % 2 == 0 else second)
     return frames, first, second
@@ -395,6 +394,70 @@ def test_a_mark_jumping_over_a_still_scene_is_followed_by_its_coming_and_going()
     for det, stamp in zip(found, (first, second, first, second), strict=True):
         share, area = coverage(det.box.as_list(), stamp.alpha)
         assert share >= 0.98 and area <= 1.5
+
+
+def _still_scene(rng: np.random.Generator) -> np.ndarray:
+    """A scene that stands still (fine grain, a road marking), before its sensor noise."""
+    scene = 0.3 * texture(H, W, 5)[:H, :W] + 80 + 4 * rng.normal(0, 1, (H, W)).astype(np.float32)
+    cv2.line(scene, (2, 30), (30, 18), 230.0, 3)
+    return scene
+
+
+def _noisy(picture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return picture + rng.normal(0, 1.5, picture.shape).astype(np.float32)
+
+
+def test_a_mark_jumping_over_a_picture_that_stands_still_all_over_is_found() -> None:
+    """Nothing moves anywhere (a product shot, a talking head's background): no time
+    segment shows a blend to start a track from, and "Sora" jumping between the corners
+    of four still engine_marks clips was not found. Its pixels switch between two steady
+    levels at the same samples at both places (one up where the other is down), which
+    gives each place and its time ranges."""
+    rng = np.random.default_rng(7)
+    scene = _still_scene(rng)
+    first, second = text_mark(H, W, 0.7, "top-left"), text_mark(H, W, 0.7, "bottom-right")
+    frames = np.stack(
+        [blend(_noisy(scene, rng), first if (t // 16) % 2 == 0 else second) for t in range(64)]
+    )
+    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
+    assert [(d.first_sample, d.last_sample) for d in found] == [
+        (0, 15),
+        (16, 31),
+        (32, 47),
+        (48, 63),
+    ]
+    for det, stamp in zip(found, (first, second, first, second), strict=True):
+        share, area = coverage(det.box.as_list(), stamp.alpha)
+        assert share >= 0.98 and area <= 1.5
+
+
+def test_scenery_that_comes_and_goes_over_a_still_picture_is_no_jumping_mark() -> None:
+    """What switches between two steady levels over a still picture without being a mark:
+    a hand held at one of two places a little apart (a signer's); a lamp that lights while
+    a flickering one elsewhere dims (the change is undone there, but its pixels do not
+    switch at the lamp's samples); two shots that alternate (every pixel switches)."""
+    rng = np.random.default_rng(8)
+    scene = _still_scene(rng)
+    hand = np.zeros((H, W), np.float32)
+    cv2.ellipse(hand, (180, 80), (9, 24), 10, 0, 360, 1.0, -1)
+    moved = np.roll(hand, -40, axis=1)
+    lamp, dimmed = np.zeros((H, W), np.float32), np.zeros((H, W), np.float32)
+    cv2.circle(lamp, (40, 110), 10, 1.0, -1)
+    cv2.circle(dimmed, (200, 40), 10, 1.0, -1)
+    lit = [on for on in (0, 1) for _ in range(12)] * 2
+    clips = {
+        "hand": [scene * (1 - h) + 200 * h for h in (hand, moved) for _ in range(12)] * 2,
+        "lamps": [
+            scene * (1 - lamp * on - dimmed)
+            + 250 * lamp * on
+            + dimmed * rng.normal(150 - 60 * on, 12)
+            for on in lit
+        ],
+        "shots": [picture for picture in (scene, 255 - scene) for _ in range(12)] * 2,
+    }
+    for name, pictures in clips.items():
+        frames = np.stack([_noisy(p, rng).clip(0, 255).astype(np.uint8) for p in pictures])
+        assert detect_marks(frames) == [], name
 
 
 def test_one_sample_that_misses_a_stay_does_not_cut_it_in_two() -> None:
