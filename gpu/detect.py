@@ -23,7 +23,9 @@ marks are flagged `still_mark` (plan.py removes them like a user's box). Marks t
 between positions (Sora-style) are found per time segment and cut into per-position time
 ranges; where the picture under one of the positions hardly changes, the mark's shape,
 the same at every position, shows where it went (_moved_copies), and where the picture
-stands still, so does its coming and going (_toggled_runs).
+stands still, so does its coming and going (_toggled_runs; where it stands still all
+over, no time segment starts a track, and the pixels that switch at the same samples at
+two places across the picture do: _toggle_seeds).
 """
 
 from __future__ import annotations
