@@ -88,11 +88,14 @@ TOGGLE_SPECK = 12
 #: other place (a signer's arm, 0.06 apart), 0 for all others; subtitles alternating
 #: between the corners of a bar (a test's) 0.67 of what switches; matches up to 0.96, so
 #: the match is only a floor
-TOGGLE_PATTERNS = 4
+TOGGLE_PATTERNS = 6
 TOGGLE_FAR = 0.25
 TOGGLE_PIXELS = 36
 TOGGLE_COPY_SHARE = 0.25
 TOGGLE_OWN_SHARE = 0.9
+#: a mark that visits three places or more: each place's stays share at most this many
+#: samples with another's
+TOGGLE_ASIDE = 1
 TOGGLE_SEED_MATCH = 0.6
 #: a mark's persistent edge strength (summed over its pixels, working resolution) per pixel
 #: of the frame: scenery too faint or too small to be a watermark anyone removes (a road
@@ -327,14 +330,19 @@ def _moving_marks(
     if not relayed:
         # no track at all where the whole picture stands still: the mark's coming and
         # going is the only sign of it
-        for seed in _toggle_seeds(small, factor):
-            if any(_overlap(seed.home, d.box) > 0.3 for d in found):
-                continue
+        seeds = [
+            seed
+            for seed in _toggle_seeds(small, factor)
+            if not any(_overlap(seed.home, d.box) > 0.3 for d in found)
+        ]
+        for seed in seeds:
             relayed = _relay(
                 _toggle_pair(seed.home, seed.with_mark, small, factor, full, 1.0, {}, seed), t
             )
             if relayed:
                 break
+        if not relayed:
+            relayed = _relay(_visits(seeds, small, factor, full), t)
     # no place hands over to another: a mark that stays in one place for part of the clip
     # (not across scene cuts, where each shot's scenery comes and goes with its shot)
     if not relayed and len(scenes(small)) < 3:
@@ -559,22 +567,61 @@ def _toggle_seeds(small: np.ndarray, factor: int) -> list[ToggleSeed]:
     return seeds
 
 
-def _jumped(seed: ToggleSeed, dx: int, dy: int, factor: int) -> bool:
-    """Whether the mark of a `seed` jumped (dx, dy) pixels: its two places lie across the
-    picture from each other (TOGGLE_FAR); at both its pixels switch at the seed's samples
-    (at least TOGGLE_PIXELS of them at each, at the other place at least TOGGLE_COPY_SHARE
-    as many as at home: where scenery came and went, a hand or a leaf, the place the change
-    is undone at is other scenery, which switches at other samples); and at home they are
+def _visits(
+    seeds: list[ToggleSeed], small: np.ndarray, factor: int, full: np.ndarray
+) -> list[Detection]:
+    """The runs of a mark that visits three places or more over a still picture: each
+    place switches at the samples of its own stays, so each is a seed of its own (and a
+    place where the picture moves under it is none: its other places are still found).
+    The seeds of one mark show at samples apart from each other's (but for a sample or two
+    where it jumps), lie across the picture from each other, and the change each makes
+    (against the samples of the next place) is undone at the next (_toggle_pair)."""
+    height, width = (n * factor for n in small.shape[1:])
+    for first in seeds:
+        group = [first]
+        for seed in seeds:
+            if all(
+                int((seed.with_mark & other.with_mark).sum()) <= TOGGLE_ASIDE
+                and _far(seed.home, other.home, width, height)
+                for other in group
+            ):
+                group.append(seed)
+        if len(group) < 2:
+            continue
+        runs = []
+        for seed, partner in zip(group, group[1:] + group[:1], strict=True):
+            pair = _toggle_pair(
+                seed.home, seed.with_mark, small, factor, full, 1.0, {}, seed, partner
+            )
+            runs += [run for run in pair if "shift_x" not in run.features]
+        if runs and all(any(_overlap(run.box, seed.home) > 0 for run in runs) for seed in group):
+            return runs
+    return []
+
+
+def _far(a: Box, b: Box, width: int, height: int) -> bool:
+    """Whether two places lie across the picture from each other (TOGGLE_FAR)."""
+    return max(abs(b.x - a.x) / width, abs(b.y - a.y) / height) >= TOGGLE_FAR
+
+
+def _jumped(
+    seed: ToggleSeed, dx: int, dy: int, factor: int, partner: ToggleSeed | None = None
+) -> bool:
+    """Whether the mark of a `seed` jumped (dx, dy) pixels (to its `partner`'s place, where
+    it visits more than two): its two places lie across the picture from each other
+    (TOGGLE_FAR); at both its pixels switch at the samples of its stays there (at least
+    TOGGLE_PIXELS of them at each, at the other place at least TOGGLE_COPY_SHARE as many
+    as at home: where scenery came and went, a hand or a leaf, the place the change is
+    undone at is other scenery, which switches at other samples); and at home they are
     nearly all that switches (TOGGLE_OWN_SHARE: subtitles switch at the samples of the
     words each pixel is part of, a mark at the samples of its stays)."""
     height, width = (n * factor for n in seed.pattern.shape)
-    if max(abs(dx) / width, abs(dy) / height) < TOGGLE_FAR:
+    moved = seed.home.moved(dx, dy)
+    if not _far(seed.home, moved, width, height):
         return False
-    home, copy = (
-        _working(seed.home, factor),
-        _working(seed.home.moved(dx, dy).within(width, height), factor),
-    )
-    at_home, at_copy = int(seed.pattern[home].sum()), int(seed.pattern[copy].sum())
+    home, copy = _working(seed.home, factor), _working(moved.within(width, height), factor)
+    at_home = int(seed.pattern[home].sum())
+    at_copy = int((partner or seed).pattern[copy].sum())
     return (
         at_home >= TOGGLE_PIXELS
         and at_copy >= max(TOGGLE_PIXELS, TOGGLE_COPY_SHARE * at_home)
@@ -591,13 +638,16 @@ def _toggle_pair(
     score: float,
     features: Mapping[str, float],
     seed: ToggleSeed | None = None,
+    partner: ToggleSeed | None = None,
 ) -> list[Detection]:
     """The runs of a mark at `home` in the samples `with_mark` and at the one other place
-    where the change it makes is undone in the others (see _toggled_runs); none when no
-    place undoes it. A `seed`'s (no track behind it) other place must also pass _jumped."""
+    where the change it makes is undone in the others (see _toggled_runs), or in those of
+    its `partner` seed's stays; none when no place undoes it. A `seed`'s (no track behind
+    it) other place must also pass _jumped."""
     rows, cols = _working(home, factor)
     bh, bw = small[0, rows, cols].shape
-    coming = small[with_mark].mean(0) - small[~with_mark].mean(0)
+    without = ~with_mark if partner is None else partner.with_mark
+    coming = small[with_mark].mean(0) - small[without].mean(0)
     scores = cv2.matchTemplate(-coming, coming[rows, cols], cv2.TM_CCOEFF_NORMED)
     scores[
         max(0, rows.start - bh) : rows.start + bh, max(0, cols.start - bw) : cols.start + bw
@@ -607,7 +657,7 @@ def _toggle_pair(
     if seed is None:
         if best < TOGGLE_MATCH:
             return []
-    elif best < TOGGLE_SEED_MATCH or not _jumped(seed, dx, dy, factor):
+    elif best < TOGGLE_SEED_MATCH or not _jumped(seed, dx, dy, factor, partner):
         return []
     # the mark is what changes at both places, one way at one and the other way at the
     # other: the scenery that changes between the two sets of samples (the light, a road
@@ -615,7 +665,7 @@ def _toggle_pair(
     # home box, which may hold part of the mark only
     height, width = full.shape[1:]
     around = Box(home.x - home.w // 2, home.y - home.h // 2, 2 * home.w, 2 * home.h)
-    change = _mean_of(full, with_mark) - _mean_of(full, ~with_mark)
+    change = _mean_of(full, with_mark) - _mean_of(full, without)
     at_home = _changed(change, around.within(width, height))
     at_copy = _changed(change, around.moved(dx, dy).within(width, height))
     here = _undone(at_home, at_copy, dx, dy, factor)
@@ -634,7 +684,7 @@ def _toggle_pair(
     ]
     runs += [
         Detection(copy_box, copy_mask, first, last, score, dict(toggled, **shift))
-        for first, last in _runs_of(~with_mark)
+        for first, last in _runs_of(without)
     ]
     return runs
 

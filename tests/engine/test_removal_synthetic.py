@@ -431,6 +431,23 @@ def test_a_mark_jumping_over_a_picture_that_stands_still_all_over_is_found() -> 
         assert share >= 0.98 and area <= 1.5
 
 
+def test_a_mark_visiting_three_places_over_a_still_picture_is_found_at_each() -> None:
+    """Each place of a mark that visits three switches at the samples of its own stays, so
+    no one pattern of samples holds two of them (the pairing of two places found nothing):
+    the places whose stays lie apart in time are paired each with the next."""
+    rng = np.random.default_rng(9)
+    scene = _still_scene(rng)
+    places = [text_mark(H, W, 0.7, corner) for corner in ("top-left", "bottom-right", "top-right")]
+    frames = np.stack([blend(_noisy(scene, rng), places[(t // 16) % 3]) for t in range(96)])
+    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
+    assert [(d.first_sample, d.last_sample) for d in found] == [
+        (16 * i, 16 * i + 15) for i in range(6)
+    ]
+    for det, stamp in zip(found, places * 2, strict=True):
+        share, area = coverage(det.box.as_list(), stamp.alpha)
+        assert share >= 0.98 and area <= 1.5
+
+
 def test_scenery_that_comes_and_goes_over_a_still_picture_is_no_jumping_mark() -> None:
     """What switches between two steady levels over a still picture without being a mark:
     a hand held at one of two places a little apart (a signer's); a lamp that lights while
