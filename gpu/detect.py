@@ -93,10 +93,10 @@ TOGGLE_FAR = 0.25
 TOGGLE_PIXELS = 36
 TOGGLE_COPY_SHARE = 0.25
 TOGGLE_OWN_SHARE = 0.9
+TOGGLE_SEED_MATCH = 0.6
 #: a mark that visits three places or more: each place's stays share at most this many
 #: samples with another's
 TOGGLE_ASIDE = 1
-TOGGLE_SEED_MATCH = 0.6
 #: a mark's persistent edge strength (summed over its pixels, working resolution) per pixel
 #: of the frame: scenery too faint or too small to be a watermark anyone removes (a road
 #: reflector, floor tile lines: 0.0035 on the full-length car and person clips; the faintest
@@ -515,17 +515,18 @@ def _toggle_seeds(small: np.ndarray, factor: int) -> list[ToggleSeed]:
     """Places where a mark may jump over a still background: pixels that switch between two
     steady levels (see _two_levels), grouped by the samples they switch at; the mark's
     pixels at both its places share them (one upper where the other is lower), the
-    scenery's seldom do. The most common such patterns first."""
+    scenery's seldom do. The TOGGLE_PATTERNS most common such patterns, the commonest
+    first."""
     t, h, w = small.shape
     frames = small.astype(np.float32)
-    cut = (frames.min(0) + frames.max(0)) / 2
-    upper = frames > cut
+    upper = frames > (frames.min(0) + frames.max(0)) / 2
     count = upper.sum(0)
-    sums = [np.where(upper, frames, 0).sum(0), np.where(upper, 0, frames).sum(0)]
-    squares = [
-        np.where(upper, frames * frames, 0).sum(0),
-        np.where(upper, 0, frames * frames).sum(0),
-    ]
+    # the values' and their squares' sums over the samples above the cut and below it
+    above = np.sum(frames, axis=0, where=upper, dtype=np.float64)
+    sums = [above, frames.sum(0, dtype=np.float64) - above]
+    np.square(frames, out=frames)
+    above = np.sum(frames, axis=0, where=upper, dtype=np.float64)
+    squares = [above, frames.sum(0, dtype=np.float64) - above]
     del frames
     n = [np.maximum(count, 1), np.maximum(t - count, 1)]
     means = [total / k for total, k in zip(sums, n, strict=True)]
