@@ -130,8 +130,8 @@ def main() -> int:
                 report, _wall = run_engine_here(src, tmp / "out.mp4", "auto")
                 out, given = decode_rgb(tmp / "out.mp4", n), decode_rgb(src, n)
                 inside = np.zeros((h, w), bool)
-                for m in marks:  # a jumping mark's places, each its own box
-                    inside[m.y : m.y + m.alpha.shape[0], m.x : m.x + m.alpha.shape[1]] = True
+                for x, y, bw, bh in (m.box for m in marks):  # a jumping mark's: each place's
+                    inside[y : y + bh, x : x + bw] = True
                 figures = [psnr(given[:, inside], clean[:, inside])]
                 figures += [psnr(out[:, inside], clean[:, inside])]
                 figures += [psnr(out[:, ~inside], clean[:, ~inside])]
