@@ -20,7 +20,7 @@ from gpu.detect import (
     mark_mask_in_box,
     noise_map,
 )
-from gpu.matting import MatteEstimate, estimate_matte, luma_range
+from gpu.matting import MatteEstimate, estimate_matte, luma_range, temporal_median
 from gpu.probe import VideoInfo
 from gpu.regions import Box
 from gpu.removal import ALPHA_MAX, Matte
@@ -37,6 +37,12 @@ from gpu.shape import (
 log = logging.getLogger(__name__)
 
 MARGIN = 8
+#: a filled mark away from its place in at least PLATE_SAMPLES samples (one that jumps,
+#: comes or goes), where the picture around it then and while it is there differs by at
+#: most PLATE_LEVEL (Y levels, mean): the picture stands still, and its hole is filled
+#: from how the place looked while the mark was away
+PLATE_SAMPLES = 3
+PLATE_LEVEL = 2.0
 #: in a mark found opaque, pixels above this share of its opacity are filled as its core
 OPAQUE_CORE = 0.75
 #: a detected mark is reported as its α support grown by this much (pixels)
@@ -294,7 +300,7 @@ def plan_marks(
             end,
             method,
         )
-    return _one_per_place(_with_moved_mattes(detections, made, samples))
+    return _with_plates(_one_per_place(_with_moved_mattes(detections, made, samples)), samples)
 
 
 def _user_box(
@@ -347,6 +353,58 @@ def _hand_over(detections: list[Detection], samples: int) -> bool:
             return False
         seen = max(seen, d.last_sample)
     return seen >= samples - 1 - JUMP_GAP
+
+
+def _with_plates(mattes: list[Matte], samples: Samples) -> list[Matte]:
+    """The mattes, each filled one over a picture that stands still with its plate: how its
+    box looked in the samples where no mark was there (see PLATE_SAMPLES)."""
+    ys, us, vs = samples.planes()
+    out = []
+    for m in mattes:
+        if not bool((m.alpha_y > ALPHA_MAX).any()):
+            out.append(m)
+            continue
+        busy = np.zeros(len(samples.indices), bool)
+        for k in mattes:
+            if k.box.shared_area(m.box) > 0:
+                busy |= _near(samples.indices, k)
+        there = _near(samples.indices, m, sure=True)
+        ring = m.alpha_y == 0
+        if int((~busy).sum()) < PLATE_SAMPLES or not there.any() or not ring.any():
+            out.append(m)
+            continue
+        plate = _plate(ys, us, vs, m.box, ~busy)
+        seen = _plate(ys, us, vs, m.box, there)[0]
+        level = float(np.abs(plate[0] - seen)[ring].mean())
+        if level <= PLATE_LEVEL:
+            log.info("mark at %s filled from the picture without it (%.1f)", m.box.as_list(), level)
+            m = replace(m, plate=plate)
+        out.append(m)
+    return out
+
+
+def _near(indices: np.ndarray, m: Matte, *, sure: bool = False) -> np.ndarray:
+    """Which samples (by their frame `indices`) lie in the matte's time range, with the
+    frames around its coming and going (where its presence is judged frame by frame), or,
+    `sure`, without them."""
+    inside = (indices >= m.start_frame) & (indices < _until(m))
+    for lo, hi in m.unsure:
+        near = (indices >= lo) & (indices < hi)
+        inside = inside & ~near if sure else inside | near
+    return inside
+
+
+def _plate(
+    ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box, chosen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The temporal median of an even-aligned box over the `chosen` samples, each plane at
+    its own resolution."""
+    luma = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+    chroma = (slice(box.y // 2, (box.y + box.h) // 2), slice(box.x // 2, (box.x + box.w) // 2))
+    crops = [ys[:, luma[0], luma[1]][chosen], us[:, chroma[0], chroma[1]][chosen]]
+    crops.append(vs[:, chroma[0], chroma[1]][chosen])
+    y, u, v = (temporal_median(torch.from_numpy(c).float()).numpy() for c in crops)
+    return y, u, v
 
 
 def _one_per_place(mattes: list[Matte]) -> list[Matte]:

@@ -49,6 +49,10 @@ class Matte:
     #: the temporal median of the box (Y, U, V at luma resolution, (3, h, w)): where the
     #: mark is filled, the scenery lines it shows are continued through the hole
     reference: np.ndarray | None = None
+    #: how the box (Y, U, V, each at its own resolution) looked while the mark was away,
+    #: where the picture stands still: its hole is filled from that, levelled to the
+    #: pixels around it in each frame
+    plate: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def reported_box(self) -> Box:
@@ -85,14 +89,19 @@ class PreparedMatte:
         # lines continue scenery in luma only: in the half-resolution chroma a line copies
         # the colour error of its two end pixels across the hole (measured: cockatoo/opencv/
         # 1.0 box 33.1 dB with chroma lines, 36.9 without), where push-pull averages it out
+        plate = matte.plate or (None, None, None)
         self.planes = [
-            self._plane(matte.alpha_y, matte.a_y, matte.reference),
-            self._plane(matte.alpha_c, matte.a_u, None),
-            self._plane(matte.alpha_c, matte.a_v, None),
+            self._plane(matte.alpha_y, matte.a_y, matte.reference, plate[0]),
+            self._plane(matte.alpha_c, matte.a_u, None, plate[1]),
+            self._plane(matte.alpha_c, matte.a_v, None, plate[2]),
         ]
 
     def _plane(
-        self, alpha: np.ndarray, a: np.ndarray, reference: np.ndarray | None
+        self,
+        alpha: np.ndarray,
+        a: np.ndarray,
+        reference: np.ndarray | None,
+        plate: np.ndarray | None,
     ) -> dict[str, Any]:
         al = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32)).to(self.device)
         av = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
@@ -116,6 +125,8 @@ class PreparedMatte:
         else:
             window = (slice(0, 0), slice(0, 0))
         lines = None
+        if plate is not None:
+            reference = None  # the plate shows the scenery's lines as they were
         if reference is not None and rows.numel():
             in_window = hole[0, 0][window].cpu().numpy() > 0
             plan = plan_line_fill(reference[:, window[0], window[1]], in_window)
@@ -126,6 +137,9 @@ class PreparedMatte:
                 ]
         return {
             "lines": lines,
+            "plate": None
+            if plate is None
+            else torch.from_numpy(np.ascontiguousarray(plate[window], np.float32)).to(self.device),
             "inv_scale": (1.0 / (1.0 - safe))[None],
             "a": torch.where(hole[0, 0] > 0, torch.zeros_like(av), av)[None],
             "known": (1.0 - hole)[..., window[0], window[1]],
@@ -152,7 +166,7 @@ class PreparedMatte:
             return np.ones(len(ys), bool)
         j = torch.from_numpy(np.ascontiguousarray(ys)).float()
         known = (alpha < 0.02).float()[None, None]
-        under = push_pull(j[:, None], known)[:, 0]
+        under = _filled(j, known, m.plate[0] if m.plate is not None else None)
         a = torch.from_numpy(np.ascontiguousarray(m.a_y, dtype=np.float32))
         shown = a + (1 - alpha) * under
         if m.reference is not None:
@@ -180,7 +194,7 @@ class PreparedMatte:
             if bool(plane["any_hole"]):
                 rows, cols = plane["window"]
                 part = out[:, rows, cols]
-                filled = push_pull(part[:, None], plane["known"])[:, 0]
+                filled = _filled(part, plane["known"], plane["plate"])
                 if plane["lines"] is not None:
                     pixels, start, end, share = plane["lines"]
                     flat = part.reshape(part.shape[0], -1)
@@ -193,3 +207,13 @@ class PreparedMatte:
                 j.copy_(out)
             else:
                 crop[...] = out.cpu().numpy()
+
+
+def _filled(frames: torch.Tensor, known: torch.Tensor, plate: Any) -> torch.Tensor:
+    """(n, h, w) frames with their pixels outside `known` (1, 1, h, w) filled in from those
+    inside it: a push-pull fill, or, with a `plate` (h, w) of the picture as it stands
+    still there, the plate levelled to each frame (the fill of their difference)."""
+    if plate is None:
+        return push_pull(frames[:, None], known)[:, 0]
+    base = torch.as_tensor(plate, dtype=frames.dtype, device=frames.device)
+    return base + push_pull((frames - base)[:, None], known)[:, 0]

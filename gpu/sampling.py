@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -79,9 +81,15 @@ def _strided_samples(
     # us when none is skipped): piping frames only to drop them here costs about as much
     # as decoding the ones that are skipped. Too few left: None, and the full decode runs
     step = max(1, max(info.frames, 1) // (2 * cap)) if skip == "noref" else 1
-    with FrameReader(
-        path, input_args=args, output_args=out_args, video_filter=_every(step)
-    ) as reader:
+    with (
+        tempfile.TemporaryDirectory(prefix="blanklogo-times-") as tmp,
+        FrameReader(
+            path,
+            input_args=args,
+            output_args=out_args,
+            video_filter=",".join(filter(None, (_every(step), _timed(Path(tmp) / "t")))),
+        ) as reader,
+    ):
         fmt = reader.format
         # frames are read straight into a free slot (thinning out frees slots, moves nothing);
         # the frames passed over never reach this process
@@ -100,12 +108,19 @@ def _strided_samples(
             if total % _CHECK_EVERY == 0 and len(kept) >= 2 * cap:
                 free += kept[1::2]
                 kept, stride = kept[::2], stride * 2
+        reader.proc.wait(timeout=30)  # the times are written as the decoder ends
+        times = _times(Path(tmp) / "t")
     if len(kept) < least:
         return None
     pick = np.linspace(0, len(kept) - 1, min(cap, len(kept))).round().astype(int)
     frames = store[[kept[i] for i in pick]]
-    # decoded frame number i of `total` sits at about i/total of the way through the clip
-    indices = (pick * stride * max(info.frames, 1) / max(total, 1)).astype(int)
+    if len(times) == total and info.fps > 0:
+        # each frame's own time: the frames decoded lie unevenly (a reference frame is
+        # followed by the others that rest on it), up to 6 frames from an even guess
+        indices = np.round((times[pick * stride] - times[0]) * info.fps).astype(int)
+    else:
+        # decoded frame number i of `total` sits at about i/total of the way through
+        indices = (pick * stride * max(info.frames, 1) / max(total, 1)).astype(int)
     return Samples(frames=frames, indices=indices, fmt=fmt)
 
 
@@ -130,6 +145,29 @@ def _decoded_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) ->
         pick = np.linspace(0, n - 1, cap).round().astype(int)
         return Samples(frames=kept[pick], indices=pick * step, fmt=fmt)
     return Samples(frames=kept[:n].copy(), indices=np.arange(n) * step, fmt=fmt)
+
+
+def _timed(log: Path) -> str:
+    """The ffmpeg filters that write each frame's time to `log` (a metadata filter prints a
+    frame's header only when it carries some: a key is added first)."""
+    return f"metadata=mode=add:key=blanklogo:value=1,metadata=mode=print:file={log}"
+
+
+def _times(log: Path) -> np.ndarray:
+    """The frame times (seconds) written by `_timed`, in order; empty when unreadable."""
+    try:
+        lines = log.read_text().splitlines()
+    except OSError:
+        return np.zeros(0)
+    times = []
+    for line in lines:
+        if line.startswith("frame:"):
+            _, _, value = line.partition("pts_time:")
+            try:
+                times.append(float(value.split()[0]))
+            except (ValueError, IndexError):
+                return np.zeros(0)
+    return np.asarray(times, np.float64)
 
 
 def _every(step: int) -> str | None:

@@ -21,6 +21,7 @@ def make_clip(
     fps: int = 10,
     audio: bool = True,
     source: str = "testsrc2",
+    x264: tuple[str, ...] = ("-preset", "ultrafast"),
 ) -> Path:
     """Write a small H.264 MP4 (with an AAC tone when `audio`) and return its path."""
     cmd = [
@@ -35,7 +36,7 @@ def make_clip(
     ]
     if audio:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050"]
-    cmd += ["-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"]
+    cmd += ["-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", *x264]
     if audio:
         cmd += ["-c:a", "aac", "-shortest"]
     cmd.append(str(path))

@@ -19,6 +19,7 @@ from gpu.detect import (
     _two_levels,
     detect_marks,
 )
+from gpu.engine import _remove
 from gpu.fill import push_pull
 from gpu.matting import estimate_matte
 from gpu.plan import _hand_over, _not_invertible, expand_box, plan_marks
@@ -446,6 +447,43 @@ def test_a_mark_visiting_three_places_over_a_still_picture_is_found_at_each() ->
     for det, stamp in zip(found, places * 2, strict=True):
         share, area = coverage(det.box.as_list(), stamp.alpha)
         assert share >= 0.98 and area <= 1.5
+
+
+def test_a_mark_that_jumps_over_a_still_picture_is_filled_from_it_as_seen_without_the_mark() -> (
+    None
+):
+    """Where the picture stands still, each place of a jumping mark shows it as it is in
+    the samples the mark spends elsewhere: its hole is filled from that (levelled to each
+    frame's pixels around it), not guessed from around it (23.1 and 38.5 dB at its two
+    places from the fill, 47.4 now). Where the picture moves under it, what it was then
+    is not what it is now: no such fill."""
+    rng = np.random.default_rng(7)
+    scene = _still_scene(rng)
+    first, second = text_mark(H, W, 1.0, "top-left"), text_mark(H, W, 1.0, "bottom-right")
+    still = np.stack([_noisy(scene, rng) for _ in range(64)])
+    moving = panning_frames(64).astype(np.float32)
+    for clean, plated in ((still, True), (moving, False)):
+        ys = np.stack(
+            [blend(c, first if (t // 16) % 2 == 0 else second) for t, c in enumerate(clean)]
+        )
+        samples, info = _sampled(ys)
+        mattes = plan_marks(samples, info)
+        assert len(mattes) == 4
+        assert all((m.plate is not None) == plated for m in mattes)
+        if not plated:
+            continue
+        frames = samples.frames.copy()
+        _remove(
+            frames,
+            0,
+            samples.fmt,
+            [PreparedMatte(m, torch.device("cpu"), (0.0, 255.0)) for m in mattes],
+        )
+        out = samples.fmt.planes(frames)[0]
+        for stamp in (first, second):
+            x, y, w, h = stamp.box
+            truth = clean[:, y : y + h, x : x + w].clip(0, 255).round()
+            assert psnr(out[:, y : y + h, x : x + w].astype(np.float32), truth) >= 44.0
 
 
 def test_scenery_that_comes_and_goes_over_a_still_picture_is_no_jumping_mark() -> None:

@@ -115,6 +115,30 @@ def test_samples_span_the_whole_clip_by_every_route(tmp_path: Path) -> None:
     assert np.array_equal(exact.frames, truth[exact.indices])
 
 
+def test_samples_from_a_decode_that_skips_frames_know_each_frame_s_number(
+    tmp_path: Path,
+) -> None:
+    """The frames a skipping decode gives lie unevenly: B-frames that no other frame rests
+    on are skipped in runs, keyframes come where the scene cuts. Placed evenly, samples
+    were up to 6 frames early on the engine_marks clips (a jumping mark's time ranges with
+    them); each carries its own time now."""
+    b_frames = make_clip(
+        tmp_path / "b.mp4", seconds=6, size="96x64", fps=20, audio=False, x264=("-bf", "3")
+    )
+    keys = make_clip(
+        tmp_path / "k.mp4",
+        seconds=6,
+        size="96x64",
+        fps=20,
+        audio=False,
+        x264=("-g", "250", "-force_key_frames", "expr:lt(mod(n*n,17),3)"),
+    )
+    for src, skip in ((b_frames, "noref"), (keys, "nokey")):
+        samples = _strided_samples(src, probe_video(src), 16, skip, 1)
+        assert samples is not None
+        assert np.array_equal(samples.frames, _decode(src)[samples.indices]), skip
+
+
 def _sound_outlasting_picture(src: Path) -> Path:
     """3 s of picture with 8 s of sound: the container's duration is the sound's."""
     subprocess.run(
