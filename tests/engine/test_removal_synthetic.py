@@ -362,6 +362,29 @@ def test_a_box_around_both_places_of_a_jumping_mark_removes_each_over_its_own_ti
         assert share >= 0.98 and area <= 2.0
 
 
+def _still_scene(rng: np.random.Generator) -> np.ndarray:
+    """A scene that stands still (fine grain, a road marking), before its sensor noise."""
+    scene = 0.3 * texture(H, W, 5)[:H, :W] + 80 + 4 * rng.normal(0, 1, (H, W)).astype(np.float32)
+    cv2.line(scene, (2, 30), (30, 18), 230.0, 3)
+    return scene
+
+
+def _noisy(picture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return picture + rng.normal(0, 1.5, picture.shape).astype(np.float32)
+
+
+def _found_at_each_stay(frames: np.ndarray, places: list[Stamp], stay: int) -> None:
+    """Detection finds the mark that visits `places` in turn, `stay` frames each, at each
+    place over its own time ranges (its box over the mark there, at most 1.5× its area)."""
+    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
+    assert [(d.first_sample, d.last_sample) for d in found] == [
+        (first, first + stay - 1) for first in range(0, len(frames), stay)
+    ]
+    for i, det in enumerate(found):
+        share, area = coverage(det.box.as_list(), places[i % len(places)].alpha)
+        assert share >= 0.98 and area <= 1.5
+
+
 def _asphalt_with_a_mark_jumping(phase: int) -> tuple[np.ndarray, Stamp, Stamp]:
     """64 frames of a still scene (fine grain, road markings, sensor noise) with something
     moving under the bottom right only, and a mark at 0.6 that jumps between the top left
@@ -385,27 +408,7 @@ def test_a_mark_jumping_over_a_still_scene_is_followed_by_its_coming_and_going()
     steady values gives each place's time ranges and, the still scenery cancelling out, its
     shape at both (the road marking beside it stays out)."""
     frames, first, second = _asphalt_with_a_mark_jumping(phase=16)
-    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
-    assert [(d.first_sample, d.last_sample) for d in found] == [
-        (0, 15),
-        (16, 31),
-        (32, 47),
-        (48, 63),
-    ]
-    for det, stamp in zip(found, (first, second, first, second), strict=True):
-        share, area = coverage(det.box.as_list(), stamp.alpha)
-        assert share >= 0.98 and area <= 1.5
-
-
-def _still_scene(rng: np.random.Generator) -> np.ndarray:
-    """A scene that stands still (fine grain, a road marking), before its sensor noise."""
-    scene = 0.3 * texture(H, W, 5)[:H, :W] + 80 + 4 * rng.normal(0, 1, (H, W)).astype(np.float32)
-    cv2.line(scene, (2, 30), (30, 18), 230.0, 3)
-    return scene
-
-
-def _noisy(picture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return picture + rng.normal(0, 1.5, picture.shape).astype(np.float32)
+    _found_at_each_stay(frames, [first, second], 16)
 
 
 def test_a_mark_jumping_over_a_picture_that_stands_still_all_over_is_found() -> None:
@@ -420,16 +423,7 @@ def test_a_mark_jumping_over_a_picture_that_stands_still_all_over_is_found() -> 
     frames = np.stack(
         [blend(_noisy(scene, rng), first if (t // 16) % 2 == 0 else second) for t in range(64)]
     )
-    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
-    assert [(d.first_sample, d.last_sample) for d in found] == [
-        (0, 15),
-        (16, 31),
-        (32, 47),
-        (48, 63),
-    ]
-    for det, stamp in zip(found, (first, second, first, second), strict=True):
-        share, area = coverage(det.box.as_list(), stamp.alpha)
-        assert share >= 0.98 and area <= 1.5
+    _found_at_each_stay(frames, [first, second], 16)
 
 
 def test_a_mark_visiting_three_places_over_a_still_picture_is_found_at_each() -> None:
@@ -440,13 +434,7 @@ def test_a_mark_visiting_three_places_over_a_still_picture_is_found_at_each() ->
     scene = _still_scene(rng)
     places = [text_mark(H, W, 0.7, corner) for corner in ("top-left", "bottom-right", "top-right")]
     frames = np.stack([blend(_noisy(scene, rng), places[(t // 16) % 3]) for t in range(96)])
-    found = sorted(detect_marks(frames), key=lambda d: d.first_sample)
-    assert [(d.first_sample, d.last_sample) for d in found] == [
-        (16 * i, 16 * i + 15) for i in range(6)
-    ]
-    for det, stamp in zip(found, places * 2, strict=True):
-        share, area = coverage(det.box.as_list(), stamp.alpha)
-        assert share >= 0.98 and area <= 1.5
+    _found_at_each_stay(frames, places, 16)
 
 
 def test_a_mark_that_jumps_over_a_still_picture_is_filled_from_it_as_seen_without_the_mark() -> (
