@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -87,7 +88,7 @@ def _strided_samples(
             path,
             input_args=args,
             output_args=out_args,
-            video_filter=",".join(filter(None, (_every(step), _timed(Path(tmp) / "t")))),
+            video_filter=",".join(filter(None, (_every(step), _timed(Path(tmp) / "t")))) or None,
         ) as reader,
     ):
         fmt = reader.format
@@ -108,7 +109,10 @@ def _strided_samples(
             if total % _CHECK_EVERY == 0 and len(kept) >= 2 * cap:
                 free += kept[1::2]
                 kept, stride = kept[::2], stride * 2
-        reader.proc.wait(timeout=30)  # the times are written as the decoder ends
+        try:
+            reader.proc.wait(timeout=30)  # the times are written as the decoder ends
+        except subprocess.TimeoutExpired:
+            pass  # none then: the even guess below
         times = _times(Path(tmp) / "t")
     if len(kept) < least:
         return None
@@ -147,9 +151,12 @@ def _decoded_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) ->
     return Samples(frames=kept[:n].copy(), indices=np.arange(n) * step, fmt=fmt)
 
 
-def _timed(log: Path) -> str:
+def _timed(log: Path) -> str | None:
     """The ffmpeg filters that write each frame's time to `log` (a metadata filter prints a
-    frame's header only when it carries some: a key is added first)."""
+    frame's header only when it carries some: a key is added first); None where the path
+    holds a character a filter string gives a meaning to."""
+    if any(ch in str(log) for ch in ":,;'[]\\= "):
+        return None
     return f"metadata=mode=add:key=blanklogo:value=1,metadata=mode=print:file={log}"
 
 
