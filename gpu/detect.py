@@ -97,6 +97,10 @@ TOGGLE_SEED_MATCH = 0.6
 #: a mark that visits three places or more: each place's stays share at most this many
 #: samples with another's
 TOGGLE_ASIDE = 1
+#: a jumping mark found by its tracks at places that span less than this share of the
+#: samples is looked for by its coming and going too (a place where the picture stands
+#: still gives no track: the car clip's middle right, where "Sora" visits three places)
+TOGGLE_WHOLE = 0.95
 #: a mark's persistent edge strength (summed over its pixels, working resolution) per pixel
 #: of the frame: scenery too faint or too small to be a watermark anyone removes (a road
 #: reflector, floor tile lines: 0.0035 on the full-length car and person clips; the faintest
@@ -327,27 +331,49 @@ def _moving_marks(
             # runs too blurred, to hand over: the mark's own coming and going may show it
             handed = _relay(_toggled_runs(track, small, factor, full), t)
         relayed += handed
-    if not relayed:
-        # no track at all where the whole picture stands still: the mark's coming and
-        # going is the only sign of it
-        seeds = [
-            seed
-            for seed in _toggle_seeds(small, factor)
-            if not any(_overlap(seed.home, d.box) > 0.3 for d in found)
+    if _covered(relayed, t) < TOGGLE_WHOLE:
+        # no track at all where the whole picture stands still, or none at a place where
+        # it stands still while it moves at the others: the mark's coming and going is
+        # the only sign of it there
+        relayed += [
+            run
+            for run in _seeded_runs(small, factor, full, found)
+            if not any(_overlap(run.box, other.box) > 0.3 for other in relayed)
         ]
-        for seed in seeds:
-            relayed = _relay(
-                _toggle_pair(seed.home, seed.with_mark, small, factor, full, 1.0, {}, seed), t
-            )
-            if relayed:
-                break
-        if not relayed:
-            relayed = _relay(_visits(seeds, small, factor, full), t)
     # no place hands over to another: a mark that stays in one place for part of the clip
     # (not across scene cuts, where each shot's scenery comes and goes with its shot)
     if not relayed and len(scenes(small)) < 3:
         relayed = _appearing(tracks, grads, factor)
     return _grow_runs(_distinct(relayed), small, grads, full, factor, gap)
+
+
+def _seeded_runs(
+    small: np.ndarray, factor: int, full: np.ndarray, found: list[Detection]
+) -> list[Detection]:
+    """The runs of a mark jumping over a still picture found from its coming and going
+    alone (_toggle_seeds): two places that toggle with each other, or more that take turns
+    (_visits); none that hand over to each other."""
+    t = small.shape[0]
+    seeds = [
+        seed
+        for seed in _toggle_seeds(small, factor)
+        if not any(_overlap(seed.home, d.box) > 0.3 for d in found)
+    ]
+    for seed in seeds:
+        runs = _relay(
+            _toggle_pair(seed.home, seed.with_mark, small, factor, full, 1.0, {}, seed), t
+        )
+        if runs:
+            return runs
+    return _relay(_visits(seeds, small, factor, full), t)
+
+
+def _covered(runs: list[Detection], total: int) -> float:
+    """The share of the `total` samples that some run spans."""
+    covered = np.zeros(total, bool)
+    for run in runs:
+        covered[run.first_sample : run.last_sample + 1] = True
+    return float(covered.mean()) if total else 0.0
 
 
 def _distinct(runs: list[Detection]) -> list[Detection]:
