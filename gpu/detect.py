@@ -709,11 +709,39 @@ def _toggle_pair(
         Detection(home_box, home_mask, first, last, score, dict(toggled))
         for first, last in _runs_of(with_mark)
     ]
+    brighter = float(at_home[home_box.slices_in(Box(0, 0, width, height))][home_mask].mean()) > 0
     runs += [
         Detection(copy_box, copy_mask, first, last, score, dict(toggled, **shift))
-        for first, last in _runs_of(without)
+        for first, last in _runs_of(
+            _shown_at(copy_box, copy_mask, small, factor, without, brighter)
+        )
     ]
     return runs
+
+
+def _shown_at(
+    box: Box, mask: np.ndarray, small: np.ndarray, factor: int, without: np.ndarray, brighter: bool
+) -> np.ndarray:
+    """Which of the samples `without` the mark at home show it at its other place `box`:
+    all of them, but for the stays (of three samples or more) where the level of its
+    pixels there (against the rest of the box) says it is away, at a third place (a mark
+    that visits three: its second place's runs took the third's stays too)."""
+    rows, cols = _working(box, factor)
+    crop = small[:, rows, cols]
+    inside = (
+        cv2.resize(mask.astype(np.float32), crop.shape[:0:-1], interpolation=cv2.INTER_AREA) > 0.3
+    )
+    if inside.all() or not inside.any():
+        return without
+    upper = _two_levels(crop[:, inside].mean(1) - crop[:, ~inside].mean(1))
+    if upper is None:
+        return without
+    away = without & (~upper if brighter else upper)
+    shown = without.copy()
+    for first, last in _runs_of(away):
+        if last - first >= 2:
+            shown[first : last + 1] = False
+    return shown if shown.any() else without
 
 
 def _changed(change: np.ndarray, box: Box) -> np.ndarray:

@@ -437,6 +437,30 @@ def test_a_mark_visiting_three_places_over_a_still_picture_is_found_at_each() ->
     _found_at_each_stay(frames, places, 16)
 
 
+def test_a_mark_visiting_three_places_one_over_a_moving_picture_is_found_at_each() -> None:
+    """The place where the picture moves under the mark gives a track, and its toggle
+    pairs it with one of the other two: that place's runs took the third's stays too (the
+    top right was removed while the mark was at the top left, which was never removed).
+    Each place now keeps the stays its own pixels show it in."""
+    rng = np.random.default_rng(3)
+    scene = _still_scene(rng)
+    passing = texture(H, W, 9)
+    places = [text_mark(H, W, 0.6, corner) for corner in ("top-left", "bottom-right", "top-right")]
+    frames = []
+    for t in range(96):
+        picture = _noisy(scene, rng)
+        k = t % 64
+        picture[H - 50 :, W - 110 :] = passing[3 * k : 3 * k + 50, 2 * k : 2 * k + 110]
+        frames.append(blend(picture, places[(t // 16) % 3]))
+    found = sorted(detect_marks(np.stack(frames)), key=lambda d: d.first_sample)
+    assert [(d.first_sample, d.last_sample) for d in found] == [
+        (first, first + 15) for first in range(0, 96, 16)
+    ]
+    for i, det in enumerate(found):
+        share, area = coverage(det.box.as_list(), places[i % 3].alpha)
+        assert share >= 0.8 and area <= 1.5
+
+
 def test_a_mark_that_jumps_over_a_still_picture_is_filled_from_it_as_seen_without_the_mark() -> (
     None
 ):
