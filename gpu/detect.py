@@ -352,7 +352,7 @@ def _seeded_runs(
 ) -> list[Detection]:
     """The runs of a mark jumping over a still picture found from its coming and going
     alone (_toggle_seeds): two places that toggle with each other, or more that take turns
-    (_visits); none that hand over to each other."""
+    (_visits); none when no places found so hand over to each other (_relay)."""
     t = small.shape[0]
     seeds = [
         seed
