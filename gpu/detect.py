@@ -370,10 +370,15 @@ def _seeded_runs(
 
 def _covered(runs: list[Detection], total: int) -> float:
     """The share of the `total` samples that some run spans."""
-    covered = np.zeros(total, bool)
+    return float((_spanned(runs, total) > 0).mean()) if total else 0.0
+
+
+def _spanned(runs: list[Detection], total: int) -> np.ndarray:
+    """How many of the `runs` span each of the `total` samples."""
+    counts = np.zeros(total, int)
     for run in runs:
-        covered[run.first_sample : run.last_sample + 1] = True
-    return float(covered.mean()) if total else 0.0
+        counts[run.first_sample : run.last_sample + 1] += 1
+    return counts
 
 
 def _distinct(runs: list[Detection]) -> list[Detection]:
@@ -459,11 +464,11 @@ def _moved_copies(
     persistent edges of each segment's mean (`edges`) matched against those of the track's
     own samples (normalised cross-correlation ≥ RELAY_MATCH, and < NCC_PRESENT at home)."""
     b = track.box
-    h, w = small.shape[1:]
-    x0, y0 = b.x // factor, b.y // factor
-    x1, y1 = min((b.x + b.w) // factor + 1, w), min((b.y + b.h) // factor + 1, h)
+    rows, cols = _working(b, factor)
+    y0, x0 = rows.start, cols.start
     own = gradient_magnitude(small[track.first_sample : track.last_sample + 1].mean(0))
-    template = own[y0:y1, x0:x1]
+    template = own[rows, cols]
+    th, tw = template.shape
     if min(template.shape) < 4 or float(template.std()) < 1e-3:
         return []
     copies: list[Detection] = []
@@ -473,11 +478,10 @@ def _moved_copies(
         scores = cv2.matchTemplate(seg_edges, template, cv2.TM_CCOEFF_NORMED)
         if scores[y0, x0] >= NCC_PRESENT:
             continue  # still at home: scenery that repeats, not a mark that moved
-        scores[max(0, y0 - (y1 - y0)) : y1, max(0, x0 - (x1 - x0)) : x1] = -1.0
-        _lo, best, _at, (mx, my) = cv2.minMaxLoc(scores)
+        best, (mx, my) = _best_away(scores, (y0, x0), (th, tw))
         if best < RELAY_MATCH:
             continue
-        box, mask = _refine(full[lo:hi], (mx, my, x1 - x0, y1 - y0), factor)
+        box, mask = _refine(full[lo:hi], (mx, my, tw, th), factor)
         if box is None:
             continue
         copy = Detection(
@@ -497,6 +501,17 @@ def _moved_copies(
     return copies
 
 
+def _best_away(
+    scores: np.ndarray, home: tuple[int, int], size: tuple[int, ...]
+) -> tuple[float, tuple[int, int]]:
+    """The best of a template's match `scores` (and its place, x, y) more than the
+    template's `size` (h, w) away from its `home` (y, x); the scores there are spent."""
+    (y0, x0), (th, tw) = home, size
+    scores[max(0, y0 - th) : y0 + th, max(0, x0 - tw) : x0 + tw] = -1.0
+    _lo, best, _at, (mx, my) = cv2.minMaxLoc(scores)
+    return float(best), (int(mx), int(my))
+
+
 def _toggled_runs(
     track: Detection, small: np.ndarray, factor: int, full: np.ndarray
 ) -> list[Detection]:
@@ -512,16 +527,9 @@ def _toggled_runs(
     track's box stays out).
     """
     rows, cols = _working(track.box, factor)
-    crop = small[:, rows, cols]
-    if min(crop.shape[1:]) < 4:
+    if min(small[0, rows, cols].shape) < 4:
         return []
-    inside = (
-        cv2.resize(track.mask.astype(np.float32), crop.shape[:0:-1], interpolation=cv2.INTER_AREA)
-        > 0.3
-    )
-    if inside.all() or not inside.any():
-        return []
-    on = _two_levels(crop[:, inside].mean(1) - crop[:, ~inside].mean(1))
+    on = _box_levels(track.box, track.mask, small, factor)
     if on is None:
         return []
     with_mark = on if _shows_track(track, small, on, factor) else ~on
@@ -672,14 +680,11 @@ def _toggle_pair(
     its `partner` seed's stays; none when no place undoes it. A `seed`'s (no track behind
     it) other place must also pass _jumped."""
     rows, cols = _working(home, factor)
-    bh, bw = small[0, rows, cols].shape
     without = ~with_mark if partner is None else partner.with_mark
     coming = small[with_mark].mean(0) - small[without].mean(0)
-    scores = cv2.matchTemplate(-coming, coming[rows, cols], cv2.TM_CCOEFF_NORMED)
-    scores[
-        max(0, rows.start - bh) : rows.start + bh, max(0, cols.start - bw) : cols.start + bw
-    ] = -1
-    _lo, best, _at, (mx, my) = cv2.minMaxLoc(scores)
+    template = coming[rows, cols]
+    scores = cv2.matchTemplate(-coming, template, cv2.TM_CCOEFF_NORMED)
+    best, (mx, my) = _best_away(scores, (rows.start, cols.start), template.shape)
     dx, dy = (mx - cols.start) * factor, (my - rows.start) * factor
     if seed is None:
         if best < TOGGLE_MATCH:
@@ -726,14 +731,7 @@ def _shown_at(
     all of them, but for the stays (of three samples or more) where the level of its
     pixels there (against the rest of the box) says it is away, at a third place (a mark
     that visits three: its second place's runs took the third's stays too)."""
-    rows, cols = _working(box, factor)
-    crop = small[:, rows, cols]
-    inside = (
-        cv2.resize(mask.astype(np.float32), crop.shape[:0:-1], interpolation=cv2.INTER_AREA) > 0.3
-    )
-    if inside.all() or not inside.any():
-        return without
-    upper = _two_levels(crop[:, inside].mean(1) - crop[:, ~inside].mean(1))
+    upper = _box_levels(box, mask, small, factor)
     if upper is None:
         return without
     away = without & (~upper if brighter else upper)
@@ -742,6 +740,20 @@ def _shown_at(
         if last - first >= 2:
             shown[first : last + 1] = False
     return shown if shown.any() else without
+
+
+def _box_levels(box: Box, mask: np.ndarray, small: np.ndarray, factor: int) -> np.ndarray | None:
+    """The samples at the upper of two steady levels (_two_levels) of a shape's pixels
+    (`mask`, in `box`) against the rest of the box; None when they do not switch so, or
+    the shape fills the box or nothing of it."""
+    rows, cols = _working(box, factor)
+    crop = small[:, rows, cols]
+    inside = (
+        cv2.resize(mask.astype(np.float32), crop.shape[:0:-1], interpolation=cv2.INTER_AREA) > 0.3
+    )
+    if inside.all() or not inside.any():
+        return None
+    return _two_levels(crop[:, inside].mean(1) - crop[:, ~inside].mean(1))
 
 
 def _changed(change: np.ndarray, box: Box) -> np.ndarray:
@@ -845,9 +857,7 @@ def _relay(runs: list[Detection], total: int) -> list[Detection]:
     overlap. Scenery that stops moving for a while does not do that."""
     if len(runs) < 2:
         return []
-    covered = np.zeros(total, int)
-    for run in runs:
-        covered[run.first_sample : run.last_sample + 1] += 1
+    covered = _spanned(runs, total)
     share = float((covered > 0).mean())
     overlap = float((covered > 1).sum()) / max(int((covered > 0).sum()), 1)
     spans: list[tuple[Box, int]] = []

@@ -374,8 +374,7 @@ def _with_plates(mattes: list[Matte], samples: Samples) -> list[Matte]:
         if int((~busy).sum()) < PLATE_SAMPLES or not ring.any():
             out.append(m)
             continue
-        around = ys[:, m.box.y : m.box.y + m.box.h, m.box.x : m.box.x + m.box.w][:, ring]
-        around = around.astype(np.float32)
+        around = _crops(ys, us, vs, m.box)[0][:, ring].astype(np.float32)
         around -= np.median(around, axis=1, keepdims=True)  # the light changes over the clip
         spread = float(np.median(around.std(0)))
         if spread <= PLATE_STILL:
@@ -401,11 +400,10 @@ def _plate(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The temporal median of an even-aligned box over the `chosen` samples, each plane at
     its own resolution."""
-    luma = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
-    chroma = (slice(box.y // 2, (box.y + box.h) // 2), slice(box.x // 2, (box.x + box.w) // 2))
-    crops = [ys[:, luma[0], luma[1]][chosen], us[:, chroma[0], chroma[1]][chosen]]
-    crops.append(vs[:, chroma[0], chroma[1]][chosen])
-    y, u, v = (temporal_median(torch.from_numpy(c).float()).numpy() for c in crops)
+    y, u, v = (
+        temporal_median(torch.from_numpy(c[chosen]).float()).numpy()
+        for c in _crops(ys, us, vs, box)
+    )
     return y, u, v
 
 
@@ -542,12 +540,14 @@ def _double(chroma: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _median_of(ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box) -> Any:
     """The temporal median of an even-aligned box of the samples, (3, h, w) at luma resolution."""
-    planes = [
-        ys[:, box.y : box.y + box.h, box.x : box.x + box.w],
-        us[:, box.y // 2 : (box.y + box.h) // 2, box.x // 2 : (box.x + box.w) // 2],
-        vs[:, box.y // 2 : (box.y + box.h) // 2, box.x // 2 : (box.x + box.w) // 2],
-    ]
-    return median_planes(planes, (box.h, box.w))
+    return median_planes(_crops(ys, us, vs, box), (box.h, box.w))
+
+
+def _crops(ys: np.ndarray, us: np.ndarray, vs: np.ndarray, box: Box) -> list[np.ndarray]:
+    """The Y, U, V crops of an even-aligned box of the samples, each at its own resolution."""
+    luma = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+    chroma = (slice(box.y // 2, (box.y + box.h) // 2), slice(box.x // 2, (box.x + box.w) // 2))
+    return [ys[:, luma[0], luma[1]], us[:, chroma[0], chroma[1]], vs[:, chroma[0], chroma[1]]]
 
 
 def _touches_edge(box: Box, width: int, height: int) -> bool:
