@@ -248,7 +248,7 @@ def plan_marks(
             # colour runs on from the scenery's beside it: asl/white/0.8 auto, 20.4 dB
             # inside with it taken for scenery, 24.3 without), and not specks of texture
             # beside it (person/mpl/1.0 auto: they stretched its box to 2.1× the mark's)
-            scenery = continued_scenery(marked, median)
+            scenery = continued_scenery(marked, median, across=explicit is not None)
             if explicit is None:
                 marked = _found_still_mark(marked, scenery, ys[sl, cy, cx], fmt.full_range)
             else:
