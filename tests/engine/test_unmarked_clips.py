@@ -267,3 +267,36 @@ def test_scenery_a_logo_cuts_off_in_a_users_box_over_a_still_picture_is_kept(
         psnr(out[:, rows, cols], truth[:, rows, cols])
         >= psnr(before[:, rows, cols], truth[:, rows, cols]) + 0.25
     )
+
+
+def test_a_mark_visiting_three_places_is_removed_with_one_matte_from_all_of_them(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """engine_marks' cockatoo/visit: white text at 0.7 visiting the top left, the middle
+    right and the bottom left of the handheld cockatoo clip, 2 s each, then the top left
+    again. Found at each place by its tracks, each copy took the matte of the place it
+    jumped from, estimated from that place's 12 samples over a light picture that hides
+    white text (opacity 0.80, a blob of α around the letters): the top left came out at
+    24.8 dB over its stays here (16 in the benchmark's clip, as it went in). Estimated from
+    the samples of every place, whose different pictures tell the mark's α and αW apart:
+    35.4 dB here (34.5)."""
+    from benchmarks.engine_cases import read_rgb, stamp, write_clip
+    from benchmarks.engine_marks import marks_for
+
+    source = tmp_path / "clean.mp4"
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-t", "8"]
+    cmd += ["-i", str(shared_data / "videos" / "cockatoo.mp4"), "-vf", "scale=640:360"]
+    subprocess.run([*cmd, "-c:v", "libx264", "-crf", "12", "-an", str(source)], check=True)
+    clean, fps = read_rgb(source)
+    marks = marks_for("visit", 640, 360, len(clean), fps)
+    marked = write_clip(
+        np.stack([stamp(f, marks, i) for i, f in enumerate(clean)]), fps, tmp_path / "in.mp4"
+    )
+    write_clip(clean, fps, tmp_path / "truth.mp4")
+    process(marked, tmp_path / "out.mp4", {"region": "auto"})
+    out, truth = (decoded_luma(tmp_path / p) for p in ("out.mp4", "truth.mp4"))
+    top_left = [m for m in marks if (m.x, m.y) == (16, 16)]
+    stays = np.concatenate([np.arange(m.start_frame, m.end_frame) for m in top_left])
+    height, width = top_left[0].alpha.shape
+    rows, cols = slice(16, 16 + height), slice(16, 16 + width)
+    assert psnr(out[stays, rows, cols], truth[stays, rows, cols]) >= 30.0
