@@ -574,7 +574,8 @@ def _with_copies(
     """The sampled Y, U, V crops of `crop` over `det`'s samples, followed by those of the
     crop moved with each copy (inside the frame) over the copy's samples: a mark that
     jumps is the same mark at each place, and the pictures under it there tell its α and
-    αW apart better together than one place's few samples alone."""
+    αW apart better together than one place's few samples alone. (A shift by an odd
+    number of pixels takes the copy's chroma half a pixel off.)"""
     parts: list[list[np.ndarray]] = [[], [], []]
     for part, dx, dy in [(det, 0, 0), *copies]:
         at = crop.moved(dx, dy)
