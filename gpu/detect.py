@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -624,14 +624,53 @@ def _visits(
         if len(group) < 2:
             continue
         runs = []
+        places = []  # per place: its runs and its copy's at the next (the shift on them)
         for seed, partner in zip(group, group[1:] + group[:1], strict=True):
             pair = _toggle_pair(
                 seed.home, seed.with_mark, small, factor, full, 1.0, {}, seed, partner
             )
             runs += [run for run in pair if "shift_x" not in run.features]
+            places.append(pair)
         if runs and all(any(_overlap(run.box, seed.home) > 0 for run in runs) for seed in group):
-            return runs
+            return _whole_shapes(places, height, width)
     return []
+
+
+def _whole_shapes(places: list[list[Detection]], height: int, width: int) -> list[Detection]:
+    """The runs at each place of a mark visiting three or more (`places`: per place, its
+    runs and those of its copy at the next place, which carry the shift), each place's
+    shape grown by what all the others' show, moved to it: the mark is the same at each,
+    and one place may show part of it only (a hand passing behind some of its letters
+    there: engine_marks' bottle/visit, the top left found over its "S"), another the
+    scenery beside it too (which the others do not share)."""
+    homes = [[r for r in pair if "shift_x" not in r.features] for pair in places]
+    copies = [next((r for r in pair if "shift_x" in r.features), None) for pair in places]
+    if len(places) < 3 or not all(homes):
+        return [r for runs in homes for r in runs]
+    offsets = [(0, 0)]  # each place from the first
+    for copy in copies[:-1]:
+        if copy is None:
+            return [r for runs in homes for r in runs]
+        x, y = offsets[-1]
+        offsets.append((x + int(copy.features["shift_x"]), y + int(copy.features["shift_y"])))
+    shapes = [_frame_mask(runs[0], height, width) for runs in homes]
+    out = []
+    for i, runs in enumerate(homes):
+        shared = np.ones((height, width), bool)
+        for j, shape in enumerate(shapes):
+            if j != i:
+                dx, dy = offsets[i][0] - offsets[j][0], offsets[i][1] - offsets[j][1]
+                shared &= dilate(_moved(shape, dx, dy), 1)
+        box, mask = _cropped(shapes[i] | shared, 0, 0)
+        out += runs if box is None else [replace(r, box=box, mask=mask) for r in runs]
+    return out
+
+
+def _frame_mask(det: Detection, height: int, width: int) -> np.ndarray:
+    """A detection's mask placed in a whole frame."""
+    out = np.zeros((height, width), bool)
+    out[det.box.slices_in(Box(0, 0, width, height))] = det.mask
+    return out
 
 
 def _far(a: Box, b: Box, width: int, height: int) -> bool:
