@@ -309,7 +309,7 @@ def test_a_mark_visiting_three_places_is_found_whole_where_a_hand_passes_behind_
     bottle clip. A hand passes behind "ora" at the top left, there and while the mark is
     elsewhere, so those pixels do not switch between two steady levels: the top left was
     found over the "S" only (33 px of 72) and "ora" left on. The mark is the same at each
-    place; each place's shape is grown by what the others' show."""
+    place; each place's shape is grown by what the others' share."""
     from benchmarks.engine_cases import stamp, write_clip
     from benchmarks.engine_marks import clean_clip, marks_for
 
