@@ -525,27 +525,32 @@ def _estimate(
 ) -> MatteEstimate:
     """The matte of `det` over the pixels of `support` in `crop` (`matte_of` the Y, U, V
     crops and the support) from its own samples; for a mark that jumps, from those of its
-    copies too where its own tell α apart (where its picture stands still it is filled,
-    from how the place looked without it: car/jump 39.4 dB, 31.4 inverted with the matte
-    of every place) and the copy's picture moves under it (one that stands still adds
-    nothing but the fill's guess of it, the same in every sample: the benchmark's moving
-    mark 42.8 -> 40.7 dB with it)."""
+    copies too, the crop moved with each (inside the frame) over the copy's samples: it is
+    the same mark at each place, and the pictures under it there tell its α and αW apart
+    better together than one place's few samples alone. (A shift by an odd number of
+    pixels takes the copy's chroma half a pixel off.) Only where its own samples tell α
+    apart (where its picture stands still it is filled, from how the place looked without
+    it: car/jump 39.4 dB, 31.4 inverted with the matte of every place) and the copy's
+    picture moves under it (one that stands still adds nothing but the fill's guess of
+    it, the same in every sample: the benchmark's moving mark 42.8 -> 40.7 dB with it)."""
     ys, us, vs = planes
+    height, width = ys.shape[1:]
     sl = slice(det.first_sample, det.last_sample + 1)
     own = _crops(ys[sl], us[sl], vs[sl], crop)
     est = matte_of(*own, support)
-    height, width = ys.shape[1:]
     ring = ~dilate(support, 2)
-    moving = []
+    stacks = [own]
     for copy, dx, dy in copies:
         at = crop.moved(dx, dy)
         if at.within(width, height) != at:
             continue
-        luma = ys[copy.first_sample : copy.last_sample + 1, at.y : at.y + at.h, at.x : at.x + at.w]
-        if _spread(luma, ring) > PLATE_STILL:
-            moving.append((copy, dx, dy))
-    if moving and not _not_invertible(est, own[0]):
-        est = matte_of(*_with_copies(ys, us, vs, det, crop, moving), support)
+        seen = slice(copy.first_sample, copy.last_sample + 1)
+        crops = _crops(ys[seen], us[seen], vs[seen], at)
+        if _spread(crops[0], ring) > PLATE_STILL:
+            stacks.append(crops)
+    if len(stacks) > 1 and not _not_invertible(est, own[0]):
+        joined = [np.concatenate(plane) for plane in zip(*stacks, strict=True)]
+        est = matte_of(*joined, support)
     return est
 
 
@@ -561,29 +566,6 @@ def _copies_by_home(
         if home is not None and shift is not None:
             out.setdefault(id(home), []).append((det, *shift))
     return out
-
-
-def _with_copies(
-    ys: np.ndarray,
-    us: np.ndarray,
-    vs: np.ndarray,
-    det: Detection,
-    crop: Box,
-    copies: list[tuple[Detection, int, int]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The sampled Y, U, V crops of `crop` over `det`'s samples, followed by those of the
-    crop moved with each copy (inside the frame) over the copy's samples: a mark that
-    jumps is the same mark at each place, and the pictures under it there tell its α and
-    αW apart better together than one place's few samples alone. (A shift by an odd
-    number of pixels takes the copy's chroma half a pixel off.)"""
-    parts: list[list[np.ndarray]] = [[], [], []]
-    for part, dx, dy in [(det, 0, 0), *copies]:
-        at = crop.moved(dx, dy)
-        sl = slice(part.first_sample, part.last_sample + 1)
-        for out, crops in zip(parts, _crops(ys[sl], us[sl], vs[sl], at), strict=True):
-            out.append(crops)
-    y, u, v = (np.concatenate(p) for p in parts)
-    return y, u, v
 
 
 def _home_of(copy: Detection, detections: list[Detection]) -> Detection | None:
