@@ -623,34 +623,35 @@ def _visits(
                 group.append(seed)
         if len(group) < 2:
             continue
-        runs = []
-        places = []  # per place: its runs and its copy's at the next (the shift on them)
+        homes: list[list[Detection]] = []  # per place: its runs
+        copies: list[Detection | None] = []  # and one of its copy's at the next (the shift)
         for seed, partner in zip(group, group[1:] + group[:1], strict=True):
             pair = _toggle_pair(
                 seed.home, seed.with_mark, small, factor, full, 1.0, {}, seed, partner
             )
-            runs += [run for run in pair if "shift_x" not in run.features]
-            places.append(pair)
+            homes.append([run for run in pair if "shift_x" not in run.features])
+            copies.append(next((run for run in pair if "shift_x" in run.features), None))
+        runs = [run for place in homes for run in place]
         if runs and all(any(_overlap(run.box, seed.home) > 0 for run in runs) for seed in group):
-            return _whole_shapes(places, height, width)
+            return _whole_shapes(homes, copies, height, width) or runs
     return []
 
 
-def _whole_shapes(places: list[list[Detection]], height: int, width: int) -> list[Detection]:
-    """The runs at each place of a mark visiting three or more (`places`: per place, its
-    runs and those of its copy at the next place, which carry the shift), each place's
-    shape grown by what all the others' show, moved to it: the mark is the same at each,
-    and one place may show part of it only (a hand passing behind some of its letters
-    there: engine_marks' bottle/visit, the top left found over its "S"), another the
-    scenery beside it too (which the others do not share)."""
-    homes = [[r for r in pair if "shift_x" not in r.features] for pair in places]
-    copies = [next((r for r in pair if "shift_x" in r.features), None) for pair in places]
-    if len(places) < 3 or not all(homes):
-        return [r for runs in homes for r in runs]
+def _whole_shapes(
+    homes: list[list[Detection]], copies: list[Detection | None], height: int, width: int
+) -> list[Detection]:
+    """The runs at each place of a mark visiting three or more (`homes`, with one run of
+    each place's copy at the next, which carries the shift), each place's shape grown by
+    what all the others' show, moved to it: the mark is the same at each, and one place may
+    show part of it only (a hand passing behind some of its letters there: engine_marks'
+    bottle/visit, the top left found over its "S"), another the scenery beside it too
+    (which the others do not share). None for two places, or one without runs or shift."""
+    if len(homes) < 3 or not all(homes):
+        return []
     offsets = [(0, 0)]  # each place from the first
     for copy in copies[:-1]:
         if copy is None:
-            return [r for runs in homes for r in runs]
+            return []
         x, y = offsets[-1]
         offsets.append((x + int(copy.features["shift_x"]), y + int(copy.features["shift_y"])))
     shapes = [_frame_mask(runs[0], height, width) for runs in homes]
