@@ -3,8 +3,11 @@
     probe → limits → sample frames → find the marks (or take the user's region)
           → estimate each mark's matte → stream: decode → remove → encode (+ audio copy)
 
-The streaming decoder and the encoder start as soon as the samples are in, so the decoder
-works ahead (a bounded number of frames) while the marks are being found.
+A short clip is decoded once, to a file beside the output (`gpu.spill`): the samples are
+read from it, and so is the stream. A longer one is sampled by a cheaper decode of its
+own, and the streaming decoder starts as soon as the samples are in, so that it works
+ahead (a bounded number of frames) while the marks are being found. The encoder starts
+then too.
 
 The output is written beside its final path and renamed into place only when complete,
 so a failure never leaves half a file behind.
@@ -25,8 +28,11 @@ import numpy as np
 from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
 from gpu.probe import VideoInfo, probe_video, with_counted_frames, with_real_rate
 from gpu.regions import CORNERS, Box, display_quarters, parse_region, region_box, shown_size
+from gpu.sampling import Samples, sample_frames
+from gpu.spill import Spill, decode_once
 from gpu.video_io import (
     EncoderSettings,
+    FrameFile,
     FrameReader,
     FrameWriter,
     decoder_threads,
@@ -103,7 +109,6 @@ def process(
 
     import gpu.plan  # noqa: F401 - imported here so that the timings leave the import out
     from gpu.removal import PreparedMatte
-    from gpu.sampling import sample_frames
 
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -129,25 +134,22 @@ def process(
 
     t0 = time.monotonic()
     report_progress(0.02, "finding the watermark")
-    samples = sample_frames(input_path, info)
-    if samples.frames.shape[0] == 0:
-        raise NotAVideo("the video has no frames that can be decoded")
-    fmt = samples.fmt
-    # the batch is sized for the largest region (the whole frame) as the marks are not
-    # known yet: the streaming decoder starts now and decodes ahead while they are found
-    batch = batch_size_for(torch_device, fmt.width * fmt.height, fmt.width * fmt.height)
-    expected = max(samples.clip_frames or info.frames, 1)
     temp = temp_path_beside(output)
+    spill = None
     frames = 0
     work_s = 0.0
     prepared: list[Any] = []
     try:
+        samples, spill = _sampled(input_path, info, temp.with_suffix(".y4m"))
+        if samples.frames.shape[0] == 0:
+            raise NotAVideo("the video has no frames that can be decoded")
+        fmt = samples.fmt
+        # the batch is sized for the largest region (the whole frame) as the marks are not
+        # known yet: the stream starts now and reads ahead while they are found
+        batch = batch_size_for(torch_device, fmt.width * fmt.height, fmt.width * fmt.height)
+        expected = max(samples.clip_frames or info.frames, 1)
         with (
-            FrameReader(
-                input_path,
-                threads=decoder_threads(),
-                **_evenly_spaced(info.forced_rate),
-            ) as reader,
+            _every_frame(input_path, info, spill) as reader,
             FrameWriter(
                 temp,
                 reader.format,
@@ -187,6 +189,9 @@ def process(
     except Exception as exc:
         _discard(temp)
         raise EngineError(f"the engine failed: {exc.__class__.__name__}: {exc}") from exc
+    finally:
+        if spill is not None:
+            spill.discard()
     timings["remove_s"] = work_s
     timings["stream_s"] = time.monotonic() - t0
     timings["total_s"] = time.monotonic() - started
@@ -241,6 +246,29 @@ def _removed_span(pm: Any, frames: int, fps: float) -> dict[str, float]:
         start = m.start_s
         end = m.end_s if m.end_s is not None else frames / fps if fps else 0.0
     return {"start_s": round(start, 3), "end_s": round(end, 3)}
+
+
+def _sampled(
+    path: str | os.PathLike[str], info: VideoInfo, spill_path: Path
+) -> tuple[Samples, Spill | None]:
+    """The samples, and the clip's one decode where it is kept (`gpu.spill`)."""
+    spill = decode_once(path, info, spill_path, **_evenly_spaced(info.forced_rate))
+    samples = spill.samples() if spill is not None else None
+    if samples is not None:
+        return samples, spill
+    if spill is not None:
+        spill.discard()
+    return sample_frames(path, info), None
+
+
+def _every_frame(
+    path: str | os.PathLike[str], info: VideoInfo, spill: Spill | None
+) -> FrameReader | FrameFile:
+    """Every frame in order: from the clip's one decode where it was kept, else from a
+    decoder of its own (a second decode of the clip)."""
+    if spill is not None:
+        return spill.reader()
+    return FrameReader(path, threads=decoder_threads(), **_evenly_spaced(info.forced_rate))
 
 
 def _evenly_spaced(rate: str) -> dict[str, Any]:

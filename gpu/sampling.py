@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,6 +37,12 @@ class Samples:
         return self.fmt.planes(self.frames)
 
 
+def sample_cap(frame_bytes: int, max_samples: int = MAX_SAMPLES) -> int:
+    """How many frames to sample: `max_samples`, fewer for frames so large that they would
+    take more than MAX_SAMPLE_BYTES, and at least 8."""
+    return max(8, min(max_samples, MAX_SAMPLE_BYTES // max(frame_bytes, 1)))
+
+
 MIN_KEYFRAMES = 24
 #: how often (in frames read) the kept frames are thinned out
 _CHECK_EVERY = 16
@@ -46,8 +53,7 @@ def sample_frames(
 ) -> Samples:
     """About `max_samples` frames spread over the clip: its keyframes when it has enough of
     them (decoding only those is far cheaper), otherwise evenly spaced decoded frames."""
-    frame_bytes = info.width * info.height * 3 // 2
-    cap = max(8, min(max_samples, MAX_SAMPLE_BYTES // max(frame_bytes, 1)))
+    cap = sample_cap(info.width * info.height * 3 // 2, max_samples)
     if info.has_audio:
         # the strided routes place their samples by the clip's frame count; with audio the
         # container's duration may be the audio's, longer than the picture (a moving mark's
@@ -126,6 +132,55 @@ def _strided_samples(
         # decoded frame number i of `total` sits at about i/total of the way through
         indices = (pick * stride * max(info.frames, 1) / max(total, 1)).astype(int)
     return Samples(frames=frames, indices=indices, fmt=fmt)
+
+
+def pick_by_pictures(pictures: Sequence[tuple[bool, str]], frames: int, cap: int) -> np.ndarray:
+    """The frame numbers `sample_frames` samples from a clip of `frames` frames whose kinds
+    (keyframe, picture type), in order, are `pictures`: what the skipping decodes above
+    would give, worked out from a full decode's pictures instead of decoded again (without
+    them, or with fewer than MIN_KEYFRAMES of those: every step-th frame, as a full decode)."""
+    if len(pictures) == frames:
+        keys = [i for i, (key, _kind) in enumerate(pictures) if key]
+        refs = _reference_frames([kind for _key, kind in pictures])
+        for pool, step in ((keys, 1), (refs, max(1, frames // (2 * cap)))):
+            passed = pool[::step]
+            kept = [passed[i] for i in _thinned(len(passed), cap)]
+            if len(kept) >= MIN_KEYFRAMES:
+                pick = np.linspace(0, len(kept) - 1, min(cap, len(kept))).round().astype(int)
+                return np.asarray(kept, int)[pick]
+    return np.arange(0, frames, math.ceil(frames / cap))
+
+
+def _reference_frames(kinds: Sequence[str]) -> list[int]:
+    """The frames `-skip_frame noref` decodes, told by picture type: all but B-frames, and
+    of each run of B-frames the one the others rest on (x264's B-pyramid: the middle one of
+    three, the first of two). Exact on the clips this ffmpeg's x264 writes; an older x264
+    rests a pair on its second (cockatoo.mp4: one sample of 48 a frame earlier)."""
+    refs: list[int] = []
+    run: list[int] = []
+    for i, kind in enumerate([*kinds, ""]):
+        if kind == "B":
+            run.append(i)
+            continue
+        if len(run) >= 2:
+            refs.append(run[(len(run) - 1) // 2])
+        run = []
+        if kind:
+            refs.append(i)
+    return refs
+
+
+def _thinned(total: int, cap: int) -> list[int]:
+    """Which of `total` frames passed on, one by one, `_strided_samples` keeps to the end:
+    every stride-th, the stride doubling as 2×cap are kept (checked every _CHECK_EVERY)."""
+    kept: list[int] = []
+    stride = 1
+    for i in range(total):
+        if i % stride == 0:
+            kept.append(i)
+        if (i + 1) % _CHECK_EVERY == 0 and len(kept) >= 2 * cap:
+            kept, stride = kept[::2], stride * 2
+    return kept
 
 
 def _decoded_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) -> Samples:

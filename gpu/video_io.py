@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Self
 
 import numpy as np
 
@@ -107,50 +108,48 @@ class _StderrTail:
         return "\n".join(self.lines)
 
 
-class FrameReader:
-    """Decodes a video into batches of planar 4:2:0 frames (CFR at the stream's exact rate)."""
+def decode_command(
+    path: str | os.PathLike[str],
+    *,
+    output: str = "pipe:1",
+    video_filter: str | None = None,
+    keyframes_only: bool = False,
+    input_args: Sequence[str] = (),
+    output_args: Sequence[str] = (),
+    threads: int = 0,
+    loglevel: str = "error",
+) -> list[str]:
+    """The ffmpeg command that decodes `path`'s first video stream to planar 4:2:0 frames
+    in YUV4MPEG at `output` (the pipe to us, or a file)."""
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", loglevel]
+    cmd.append("-noautorotate")
+    if threads > 0:
+        cmd += ["-threads", str(threads)]
+    if keyframes_only:
+        cmd += ["-skip_frame", "nokey"]
+    cmd += [*input_args, "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn"]
+    # x264 needs even dimensions in 4:2:0; an odd last row/column is dropped
+    vf = "crop=trunc(iw/2)*2:trunc(ih/2)*2"
+    if video_filter:
+        vf = f"{video_filter},{vf}"
+    cmd += ["-vf", vf, *output_args, "-pix_fmt", "yuv420p", "-strict", "-1"]
+    return [*cmd, "-f", "yuv4mpegpipe", output]
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        video_filter: str | None = None,
-        keyframes_only: bool = False,
-        input_args: Sequence[str] = (),
-        output_args: Sequence[str] = (),
-        threads: int = 0,
-    ) -> None:
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-noautorotate"]
-        if threads > 0:
-            cmd += ["-threads", str(threads)]
-        if keyframes_only:
-            cmd += ["-skip_frame", "nokey"]
-        cmd += [*input_args, "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn"]
-        # x264 needs even dimensions in 4:2:0; an odd last row/column is dropped
-        vf = "crop=trunc(iw/2)*2:trunc(ih/2)*2"
-        if video_filter:
-            vf = f"{video_filter},{vf}"
-        cmd += ["-vf", vf, *output_args, "-pix_fmt", "yuv420p", "-strict", "-1"]
-        cmd += ["-f", "yuv4mpegpipe", "pipe:1"]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-        )
-        self._stderr = _StderrTail(self.proc.stderr)
+
+class _Frames:
+    """Reads YUV4MPEG frames from a byte stream (a decoder's pipe or a file)."""
+
+    format: FrameFormat
+
+    def __init__(self, stream: IO[bytes] | None) -> None:
         self.frames_read = 0
-        self._stdout = self.proc.stdout
+        self._stdout = stream
         self._ahead: _ReadAhead | None = None
         self._null: int | None = None
         self._marker = bytearray(6)
-        assert self._stdout is not None
-        grow_pipe(self._stdout.fileno())
-        header = self._read_line()
-        if not header.startswith(b"YUV4MPEG2"):
-            self.close()
-            raise NotAVideo(
-                "the video could not be decoded (truncated, corrupt or an unsupported codec)"
-                + self._why()
-            )
-        self.format = _parse_header(header)
+
+    def _why(self) -> str:
+        return ""
 
     def _read_line(self) -> bytes:
         buf = bytearray()
@@ -244,6 +243,53 @@ class FrameReader:
             buf = batch.base if batch.base is not None else batch
             yield batch
 
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FrameReader(_Frames):
+    """Decodes a video into batches of planar 4:2:0 frames (CFR at the stream's exact rate)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        video_filter: str | None = None,
+        keyframes_only: bool = False,
+        input_args: Sequence[str] = (),
+        output_args: Sequence[str] = (),
+        threads: int = 0,
+    ) -> None:
+        cmd = decode_command(
+            path,
+            video_filter=video_filter,
+            keyframes_only=keyframes_only,
+            input_args=input_args,
+            output_args=output_args,
+            threads=threads,
+        )
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+        )
+        self._stderr = _StderrTail(self.proc.stderr)
+        super().__init__(self.proc.stdout)
+        assert self._stdout is not None
+        grow_pipe(self._stdout.fileno())
+        header = self._read_line()
+        if not header.startswith(b"YUV4MPEG2"):
+            self.close()
+            raise NotAVideo(
+                "the video could not be decoded (truncated, corrupt or an unsupported codec)"
+                + self._why()
+            )
+        self.format = _parse_header(header)
+
     def _why(self) -> str:
         if self.proc.poll() is None:
             return ""
@@ -280,17 +326,38 @@ class FrameReader:
                 os.close(self._null)
                 self._null = None
 
-    def __enter__(self) -> FrameReader:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class FrameFile(_Frames):
+    """The frames a decoder wrote to a YUV4MPEG file (`decode_command` with a file as its
+    output), read as a FrameReader reads them from its pipe."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(open(path, "rb", buffering=0))  # noqa: SIM115 - closed by close()
+        header = self._read_line()
+        if not header.startswith(b"YUV4MPEG2"):
+            self.close()
+            raise NotAVideo("the decoded frames have no YUV4MPEG header")
+        self.format = _parse_header(header)
+
+    def finish(self) -> None:
+        """Wait for the read-ahead thread; raise NotAVideo when the file ends mid-frame."""
+        assert self._stdout is not None
+        if self._ahead is not None:
+            self._ahead.join()
+        if self._stdout.read(1):
+            raise NotAVideo("the decoded frames end mid-frame")
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.stop()
+        assert self._stdout is not None
+        self._stdout.close()
 
 
 class _ReadAhead:
     """A thread that reads batches from a FrameReader ahead of their consumer."""
 
-    def __init__(self, reader: FrameReader, batch_size: int, depth: int) -> None:
+    def __init__(self, reader: _Frames, batch_size: int, depth: int) -> None:
         size = reader.format.frame_bytes
         self._free: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
         for _ in range(depth):

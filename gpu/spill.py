@@ -1,0 +1,127 @@
+"""One decode of a short clip, kept on disk beside the output.
+
+The engine needs the clip twice: sampled frames from across all of it to find the marks,
+then every frame in order to remove them. A decode of its own for each costs a second
+decode of the clip, which on a CPU is about as much as everything the engine adds to a
+plain re-encode. Where the decoded clip fits in a bounded amount of disk, the decoder
+writes it once to a YUV4MPEG file: the samples are read from that file (the exact frames,
+evenly spaced), and so is the stream. Longer clips (or too little room) are decoded twice,
+as before: `None` here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import NotAVideo
+from gpu.probe import VideoInfo
+from gpu.sampling import MAX_SAMPLES, Samples, pick_by_pictures, sample_cap
+from gpu.video_io import _FRAME_LINE, FrameFile, FrameFormat, _looks_truncated, decode_command
+
+#: the most disk one decoded clip may take (2 GiB: 25 s of 1080p, 50 s of 720p at 30 fps)
+SPILL_MAX_BYTES = 2 << 30
+#: and at most this share of the free space where it is written
+SPILL_FREE_SHARE = 0.5
+#: the filter that logs each frame's kind (keyframe or not, I, P or B) as it is decoded
+_SHOW_PICTURES = "showinfo=checksum=0"
+_PICTURE = re.compile(r"\[Parsed_showinfo[^\]]*\] n: *\d+ .* iskey:(\d) type:(\w+)")
+
+
+@dataclass
+class Spill:
+    """A clip's frames, decoded once to `path` (YUV4MPEG: a header, then FRAME lines)."""
+
+    path: Path
+    fmt: FrameFormat
+    frames: int
+    #: each frame's kind (keyframe, picture type "I", "P", "B"...): empty where unknown
+    pictures: list[tuple[bool, str]] = field(default_factory=list)
+
+    def _offset(self, index: int) -> int:
+        return len(self.fmt.header) + index * (len(_FRAME_LINE) + self.fmt.frame_bytes)
+
+    def samples(self, max_samples: int = MAX_SAMPLES) -> Samples | None:
+        """About `max_samples` frames spread over the clip, the ones `sample_frames` picks
+        (None where a frame is not where it should be: the file is not as `decode_command`
+        writes it). Detection and matting were built on those, and other picks are not as
+        good: 48 evenly spaced frames of a 64-frame clip hid a logo's coming over a pan (the
+        samples so close that nothing moved between them), and the B-frames' coarser coding
+        cost a faint logo's matte 4 dB; all but the B-frames found 13 of the benchmark's 25
+        marks, not 17."""
+        cap = sample_cap(self.fmt.frame_bytes, max_samples)
+        indices = pick_by_pictures(self.pictures, self.frames, cap)
+        frames = np.empty((indices.size, self.fmt.frame_bytes), np.uint8)
+        marker = bytearray(len(_FRAME_LINE))
+        with open(self.path, "rb", buffering=0) as f:
+            for row, index in enumerate(indices):
+                offset = self._offset(int(index))
+                got = os.preadv(f.fileno(), [marker, frames[row].data], offset)
+                if marker != _FRAME_LINE or got != len(marker) + self.fmt.frame_bytes:
+                    return None
+        return Samples(frames=frames, indices=indices, fmt=self.fmt, clip_frames=self.frames)
+
+    def reader(self) -> FrameFile:
+        """Every frame in order, as a FrameReader gives them."""
+        return FrameFile(self.path)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def decode_once(
+    path: str | os.PathLike[str],
+    info: VideoInfo,
+    spill_path: Path,
+    *,
+    video_filter: str | None = None,
+    output_args: Sequence[str] = (),
+) -> Spill | None:
+    """The clip decoded to `spill_path` (the same frames a FrameReader with these options
+    gives), or None where it would not fit or the decode did not end cleanly (a broken
+    file is then decoded, and reported, the usual way; nothing is left at `spill_path`)."""
+    frame_bytes = info.width * info.height * 3 // 2 + len(_FRAME_LINE)
+    try:
+        free = shutil.disk_usage(spill_path.parent).free
+    except OSError:
+        return None
+    limit = int(min(SPILL_MAX_BYTES, free * SPILL_FREE_SHARE))
+    expected = max(info.frames, round(info.duration_s * info.fps))
+    if expected * frame_bytes > limit:
+        return None
+    # -fs stops the decoder past the limit: a clip longer than its header says is cut
+    # there, and decoded twice instead
+    cmd = decode_command(
+        path,
+        output=str(spill_path),
+        video_filter=",".join(filter(None, (video_filter, _SHOW_PICTURES))),
+        output_args=(*output_args, "-fs", str(limit)),
+        loglevel="info",
+    )
+    spill: Spill | None = None
+    try:
+        done = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        log = done.stderr.decode("utf-8", "replace")
+        size = spill_path.stat().st_size if done.returncode == 0 else 0
+        if 0 < size < limit and not _looks_truncated(log):
+            with FrameFile(spill_path) as frames:
+                fmt = frames.format
+            count, rest = divmod(size - len(fmt.header), len(_FRAME_LINE) + fmt.frame_bytes)
+            if count > 0 and rest == 0:
+                pictures = [(key == "1", kind) for key, kind in _PICTURE.findall(log)]
+                spill = Spill(spill_path, fmt, count, pictures)
+    except (OSError, ValueError, NotAVideo):
+        spill = None
+    finally:
+        if spill is None:
+            spill_path.unlink(missing_ok=True)
+    return spill
