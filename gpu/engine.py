@@ -32,7 +32,7 @@ from gpu.sampling import Samples, sample_frames
 from gpu.spill import Spill, decode_once
 from gpu.video_io import (
     EncoderSettings,
-    FrameFile,
+    FrameFormat,
     FrameReader,
     FrameWriter,
     decoder_threads,
@@ -96,13 +96,7 @@ def process(
     limits: Limits | None = None,
 ) -> dict[str, Any]:
     """Remove the watermark from `input_path` into `output_path`; return the report."""
-    from gpu.device import (
-        batch_size_for,
-        cpu_threads,
-        prefer_sleeping_threads,
-        read_ahead,
-        resolve_device,
-    )
+    from gpu.device import batch_size_for, cpu_threads, prefer_sleeping_threads, resolve_device
 
     sleeping = prefer_sleeping_threads()  # before torch is imported
     import torch
@@ -136,52 +130,44 @@ def process(
     report_progress(0.02, "finding the watermark")
     temp = temp_path_beside(output)
     spill = None
-    frames = 0
-    work_s = 0.0
+    mattes: list[Any] = []
     prepared: list[Any] = []
     try:
         samples, spill = _sampled(input_path, info, temp.with_suffix(".y4m"))
         if samples.frames.shape[0] == 0:
             raise NotAVideo("the video has no frames that can be decoded")
         fmt = samples.fmt
-        # the batch is sized for the largest region (the whole frame) as the marks are not
-        # known yet: the stream starts now and reads ahead while they are found
-        batch = batch_size_for(torch_device, fmt.width * fmt.height, fmt.width * fmt.height)
         expected = max(samples.clip_frames or info.frames, 1)
-        with (
-            _every_frame(input_path, info, spill) as reader,
-            FrameWriter(
-                temp,
-                reader.format,
-                info,
-                audio_from=input_path if info.has_audio else None,
-                encoder=encoder,
-            ) as writer,
-        ):
-            if (reader.format.width, reader.format.height) != (fmt.width, fmt.height):
-                raise EngineError("the decoder changed the picture size between passes")
-            stream = reader.batches(batch, ahead=read_ahead(batch, fmt.frame_bytes))
-            mattes = _find_marks(samples, info, spec, torch_device)
-            del samples
+        pending = [samples]  # freed once the marks are found
+        del samples
+
+        def found() -> list[Any]:
+            """The marks found, ready to be removed (the detection's time is taken)."""
+            mattes.extend(_find_marks(pending.pop(), info, spec, torch_device))
             if on_cpu:
                 torch.set_num_threads(cpu_threads(streaming=True, sleeping=sleeping))
             timings["detect_s"] = time.monotonic() - t0
-
-            t0 = time.monotonic()
             report_progress(0.1, "removing the watermark")
-            value_range = (0.0, 255.0)
-            prepared += [PreparedMatte(m, torch_device, value_range) for m in mattes]
-            for chunk in stream:
-                w0 = time.monotonic()
-                if prepared:
-                    _remove(chunk, frames, reader.format, prepared)
-                work_s += time.monotonic() - w0
-                writer.write_batch(chunk)
-                frames += chunk.shape[0]
-                report_progress(0.1 + 0.88 * min(1.0, frames / expected), "removing the watermark")
-            reader.finish()
-            writer.finish()
-            audio_mode = writer.audio_mode
+            prepared.extend(PreparedMatte(m, torch_device, (0.0, 255.0)) for m in mattes)
+            return prepared
+
+        def encoded(done: int) -> None:
+            report_progress(0.1 + 0.88 * min(1.0, done / expected), "removing the watermark")
+
+        target = _Target(
+            input_path,
+            temp,
+            info,
+            fmt,
+            encoder,
+            # sized for the largest region (the whole frame): the marks are not known yet
+            batch_size_for(torch_device, fmt.width * fmt.height, fmt.width * fmt.height),
+            encoded,
+        )
+        if spill is not None:
+            frames, work_s, audio_mode = _removed_in_file(spill, target, found)
+        else:
+            frames, work_s, audio_mode = _removed_streaming(target, found)
         os.replace(temp, output)
     except BlankLogoError:
         _discard(temp)
@@ -193,7 +179,7 @@ def process(
         if spill is not None:
             spill.discard()
     timings["remove_s"] = work_s
-    timings["stream_s"] = time.monotonic() - t0
+    timings["stream_s"] = time.monotonic() - t0 - timings["detect_s"]
     timings["total_s"] = time.monotonic() - started
     if frames == 0:
         _discard(output)
@@ -261,14 +247,76 @@ def _sampled(
     return sample_frames(path, info), None
 
 
-def _every_frame(
-    path: str | os.PathLike[str], info: VideoInfo, spill: Spill | None
-) -> FrameReader | FrameFile:
-    """Every frame in order: from the clip's one decode where it was kept, else from a
-    decoder of its own (a second decode of the clip)."""
-    if spill is not None:
-        return spill.reader()
-    return FrameReader(path, threads=decoder_threads(), **_evenly_spaced(info.forced_rate))
+@dataclass(frozen=True)
+class _Target:
+    """The clip, where and how its cleaned frames are encoded, and who hears of the
+    progress."""
+
+    source: str | os.PathLike[str]
+    path: Path
+    info: VideoInfo
+    fmt: FrameFormat
+    encoder: EncoderSettings
+    batch: int
+    encoded: Callable[[int], None]
+
+    def writer(self, frames_from: Path | None = None) -> FrameWriter:
+        return FrameWriter(
+            self.path,
+            self.fmt,
+            self.info,
+            audio_from=self.source if self.info.has_audio else None,
+            encoder=self.encoder,
+            frames_from=frames_from,
+        )
+
+
+def _removed_in_file(
+    spill: Spill, target: _Target, found: Callable[[], list[Any]]
+) -> tuple[int, float, str]:
+    """The marks removed in the clip's one decode, which the encoder then reads: (frames,
+    seconds of removal, the audio's handling)."""
+    prepared = found()
+    t0 = time.monotonic()
+    if prepared:
+        for first, chunk in spill.batches(target.batch):
+            _remove(chunk, first, target.fmt, prepared)
+    work_s = time.monotonic() - t0
+    with target.writer(spill.path) as writer:
+        writer.follow(target.encoded)
+        writer.finish()
+    return spill.frames, work_s, writer.audio_mode
+
+
+def _removed_streaming(target: _Target, found: Callable[[], list[Any]]) -> tuple[int, float, str]:
+    """The marks removed from a second decode of the clip, streamed to the encoder: the
+    decoder starts first, and decodes ahead while the marks are found."""
+    from gpu.device import read_ahead
+
+    fmt = target.fmt
+    frames = 0
+    work_s = 0.0
+    with (
+        FrameReader(
+            target.source, threads=decoder_threads(), **_evenly_spaced(target.info.forced_rate)
+        ) as reader,
+        target.writer() as writer,
+    ):
+        if (reader.format.width, reader.format.height) != (fmt.width, fmt.height):
+            raise EngineError("the decoder changed the picture size between passes")
+        stream = reader.batches(target.batch, ahead=read_ahead(target.batch, fmt.frame_bytes))
+        prepared = found()
+        for chunk in stream:
+            w0 = time.monotonic()
+            if prepared:
+                _remove(chunk, frames, fmt, prepared)
+            work_s += time.monotonic() - w0
+            writer.write_batch(chunk)
+            frames += chunk.shape[0]
+            target.encoded(frames)
+        reader.finish()
+        writer.finish()
+    return frames, work_s, writer.audio_mode
 
 
 def _evenly_spaced(rate: str) -> dict[str, Any]:

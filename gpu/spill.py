@@ -2,11 +2,11 @@
 
 The engine needs the clip twice: sampled frames from across all of it to find the marks,
 then every frame in order to remove them. A decode of its own for each costs a second
-decode of the clip, which on a CPU is about as much as everything the engine adds to a
-plain re-encode. Where the decoded clip fits in a bounded amount of disk, the decoder
-writes it once to a YUV4MPEG file: the samples are read from that file (the exact frames,
-evenly spaced), and so is the stream. Longer clips (or too little room) are decoded twice,
-as before: `None` here.
+decode of the clip, which on a CPU is about as much as everything else the engine adds to
+a plain re-encode. Where the decoded clip fits in a bounded amount of disk, the decoder
+writes it once to a YUV4MPEG file: the samples are read from it, the marks are removed in
+it, and the encoder reads it. Longer clips (or too little room, or a decode that does not
+end cleanly) are decoded twice, as before: `None` here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,13 @@ import numpy as np
 from core.errors import NotAVideo
 from gpu.probe import VideoInfo
 from gpu.sampling import MAX_SAMPLES, Samples, pick_by_pictures, sample_cap
-from gpu.video_io import _FRAME_LINE, FrameFile, FrameFormat, _looks_truncated, decode_command
+from gpu.video_io import (
+    FRAME_LINE,
+    FrameFormat,
+    decode_command,
+    looks_truncated,
+    parse_header,
+)
 
 #: the most disk one decoded clip may take (2 GiB: 25 s of 1080p, 50 s of 720p at 30 fps)
 SPILL_MAX_BYTES = 2 << 30
@@ -46,7 +52,7 @@ class Spill:
     pictures: list[tuple[bool, str]] = field(default_factory=list)
 
     def _offset(self, index: int) -> int:
-        return len(self.fmt.header) + index * (len(_FRAME_LINE) + self.fmt.frame_bytes)
+        return len(self.fmt.header) + index * (len(FRAME_LINE) + self.fmt.frame_bytes)
 
     def samples(self, max_samples: int = MAX_SAMPLES) -> Samples | None:
         """About `max_samples` frames spread over the clip, the ones `sample_frames` picks
@@ -59,18 +65,27 @@ class Spill:
         cap = sample_cap(self.fmt.frame_bytes, max_samples)
         indices = pick_by_pictures(self.pictures, self.frames, cap)
         frames = np.empty((indices.size, self.fmt.frame_bytes), np.uint8)
-        marker = bytearray(len(_FRAME_LINE))
+        marker = bytearray(len(FRAME_LINE))
         with open(self.path, "rb", buffering=0) as f:
             for row, index in enumerate(indices):
                 offset = self._offset(int(index))
                 got = os.preadv(f.fileno(), [marker, frames[row].data], offset)
-                if marker != _FRAME_LINE or got != len(marker) + self.fmt.frame_bytes:
+                if marker != FRAME_LINE or got != len(marker) + self.fmt.frame_bytes:
                     return None
         return Samples(frames=frames, indices=indices, fmt=self.fmt, clip_frames=self.frames)
 
-    def reader(self) -> FrameFile:
-        """Every frame in order, as a FrameReader gives them."""
-        return FrameFile(self.path)
+    def batches(self, batch: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame in order, a batch at a time: (the first one's number, a (n,
+        frame_bytes) view of the file's bytes). What is written to a view is written to the
+        file; each batch is mapped only until the next (memory does not grow with the clip)."""
+        row = len(FRAME_LINE) + self.fmt.frame_bytes
+        for first in range(0, self.frames, batch):
+            n = min(batch, self.frames - first)
+            mapped = np.memmap(
+                self.path, np.uint8, "r+", offset=self._offset(first), shape=(n, row)
+            )
+            yield first, mapped[:, len(FRAME_LINE) :]
+            del mapped
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -87,7 +102,7 @@ def decode_once(
     """The clip decoded to `spill_path` (the same frames a FrameReader with these options
     gives), or None where it would not fit or the decode did not end cleanly (a broken
     file is then decoded, and reported, the usual way; nothing is left at `spill_path`)."""
-    frame_bytes = info.width * info.height * 3 // 2 + len(_FRAME_LINE)
+    frame_bytes = info.width * info.height * 3 // 2 + len(FRAME_LINE)
     try:
         free = shutil.disk_usage(spill_path.parent).free
     except OSError:
@@ -112,10 +127,10 @@ def decode_once(
         )
         log = done.stderr.decode("utf-8", "replace")
         size = spill_path.stat().st_size if done.returncode == 0 else 0
-        if 0 < size < limit and not _looks_truncated(log):
-            with FrameFile(spill_path) as frames:
-                fmt = frames.format
-            count, rest = divmod(size - len(fmt.header), len(_FRAME_LINE) + fmt.frame_bytes)
+        if 0 < size < limit and not looks_truncated(log):
+            with open(spill_path, "rb") as f:
+                fmt = parse_header(f.readline(4096))
+            count, rest = divmod(size - len(fmt.header), len(FRAME_LINE) + fmt.frame_bytes)
             if count > 0 and rest == 0:
                 pictures = [(key == "1", kind) for key, kind in _PICTURE.findall(log)]
                 spill = Spill(spill_path, fmt, count, pictures)

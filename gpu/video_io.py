@@ -16,10 +16,9 @@ import queue
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Self
 
 import numpy as np
 
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 #: audio codecs an MP4 can carry as they are (anything else is re-encoded to AAC)
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac", "mp2"})
 _FRAME = b"FRAME"
-_FRAME_LINE = b"FRAME\n"
+FRAME_LINE = b"FRAME\n"
 #: the pipes between the ffmpegs and us hold this much (Linux caps it at pipe-max-size,
 #: 1 MiB by default): fewer wake-ups of each side than the 64 KiB default
 PIPE_BYTES = 1 << 20
@@ -136,20 +135,46 @@ def decode_command(
     return [*cmd, "-f", "yuv4mpegpipe", output]
 
 
-class _Frames:
-    """Reads YUV4MPEG frames from a byte stream (a decoder's pipe or a file)."""
+class FrameReader:
+    """Decodes a video into batches of planar 4:2:0 frames (CFR at the stream's exact rate)."""
 
-    format: FrameFormat
-
-    def __init__(self, stream: IO[bytes] | None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        video_filter: str | None = None,
+        keyframes_only: bool = False,
+        input_args: Sequence[str] = (),
+        output_args: Sequence[str] = (),
+        threads: int = 0,
+    ) -> None:
+        cmd = decode_command(
+            path,
+            video_filter=video_filter,
+            keyframes_only=keyframes_only,
+            input_args=input_args,
+            output_args=output_args,
+            threads=threads,
+        )
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+        )
+        self._stderr = _StderrTail(self.proc.stderr)
         self.frames_read = 0
-        self._stdout = stream
+        self._stdout = self.proc.stdout
         self._ahead: _ReadAhead | None = None
         self._null: int | None = None
         self._marker = bytearray(6)
-
-    def _why(self) -> str:
-        return ""
+        assert self._stdout is not None
+        grow_pipe(self._stdout.fileno())
+        header = self._read_line()
+        if not header.startswith(b"YUV4MPEG2"):
+            self.close()
+            raise NotAVideo(
+                "the video could not be decoded (truncated, corrupt or an unsupported codec)"
+                + self._why()
+            )
+        self.format = parse_header(header)
 
     def _read_line(self) -> bytes:
         buf = bytearray()
@@ -243,53 +268,6 @@ class _Frames:
             buf = batch.base if batch.base is not None else batch
             yield batch
 
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class FrameReader(_Frames):
-    """Decodes a video into batches of planar 4:2:0 frames (CFR at the stream's exact rate)."""
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        video_filter: str | None = None,
-        keyframes_only: bool = False,
-        input_args: Sequence[str] = (),
-        output_args: Sequence[str] = (),
-        threads: int = 0,
-    ) -> None:
-        cmd = decode_command(
-            path,
-            video_filter=video_filter,
-            keyframes_only=keyframes_only,
-            input_args=input_args,
-            output_args=output_args,
-            threads=threads,
-        )
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-        )
-        self._stderr = _StderrTail(self.proc.stderr)
-        super().__init__(self.proc.stdout)
-        assert self._stdout is not None
-        grow_pipe(self._stdout.fileno())
-        header = self._read_line()
-        if not header.startswith(b"YUV4MPEG2"):
-            self.close()
-            raise NotAVideo(
-                "the video could not be decoded (truncated, corrupt or an unsupported codec)"
-                + self._why()
-            )
-        self.format = _parse_header(header)
-
     def _why(self) -> str:
         if self.proc.poll() is None:
             return ""
@@ -308,7 +286,7 @@ class FrameReader(_Frames):
             raise NotAVideo(
                 "the video could not be decoded to the end (truncated or corrupt)" + _last(errors)
             )
-        if _looks_truncated(errors):
+        if looks_truncated(errors):
             raise NotAVideo("the video file is truncated or corrupt" + _last(errors))
 
     def close(self) -> None:
@@ -326,38 +304,17 @@ class FrameReader(_Frames):
                 os.close(self._null)
                 self._null = None
 
+    def __enter__(self) -> FrameReader:
+        return self
 
-class FrameFile(_Frames):
-    """The frames a decoder wrote to a YUV4MPEG file (`decode_command` with a file as its
-    output), read as a FrameReader reads them from its pipe."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(open(path, "rb", buffering=0))  # noqa: SIM115 - closed by close()
-        header = self._read_line()
-        if not header.startswith(b"YUV4MPEG2"):
-            self.close()
-            raise NotAVideo("the decoded frames have no YUV4MPEG header")
-        self.format = _parse_header(header)
-
-    def finish(self) -> None:
-        """Wait for the read-ahead thread; raise NotAVideo when the file ends mid-frame."""
-        assert self._stdout is not None
-        if self._ahead is not None:
-            self._ahead.join()
-        if self._stdout.read(1):
-            raise NotAVideo("the decoded frames end mid-frame")
-
-    def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead.stop()
-        assert self._stdout is not None
-        self._stdout.close()
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _ReadAhead:
     """A thread that reads batches from a FrameReader ahead of their consumer."""
 
-    def __init__(self, reader: _Frames, batch_size: int, depth: int) -> None:
+    def __init__(self, reader: FrameReader, batch_size: int, depth: int) -> None:
         size = reader.format.frame_bytes
         self._free: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
         for _ in range(depth):
@@ -404,12 +361,12 @@ def _last(errors: str) -> str:
 _TRUNCATION_SIGNS = ("partial file", "truncat", "invalid nal", "error while decoding", "corrupt")
 
 
-def _looks_truncated(errors: str) -> bool:
+def looks_truncated(errors: str) -> bool:
     lowered = errors.lower()
     return any(sign in lowered for sign in _TRUNCATION_SIGNS)
 
 
-def _parse_header(header: bytes) -> FrameFormat:
+def parse_header(header: bytes) -> FrameFormat:
     width = height = 0
     full = False
     for token in header.split():
@@ -425,7 +382,10 @@ def _parse_header(header: bytes) -> FrameFormat:
 
 
 class FrameWriter:
-    """Encodes planar 4:2:0 frames to an H.264 MP4, muxing the source's audio untouched."""
+    """Encodes planar 4:2:0 frames to an H.264 MP4, muxing the source's audio untouched.
+
+    The frames come through `write_batch`, or, with `frames_from`, from a YUV4MPEG file
+    that the encoder reads itself (`follow` then reports its progress)."""
 
     def __init__(
         self,
@@ -435,14 +395,17 @@ class FrameWriter:
         *,
         audio_from: str | os.PathLike[str] | None,
         encoder: EncoderSettings = EncoderSettings(),  # noqa: B008 - frozen dataclass
+        frames_from: str | os.PathLike[str] | None = None,
     ) -> None:
         self.fmt = fmt
         self.audio_mode = "none"
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-y"]
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", "error", "-y"]
+        if frames_from is not None:
+            cmd += ["-progress", "pipe:1"]
         cmd += ["-f", "yuv4mpegpipe"]
         if info.rotation:
             cmd += ["-noautorotate", "-display_rotation", f"{info.rotation:g}"]
-        cmd += ["-i", "pipe:0"]
+        cmd += ["-i", "pipe:0" if frames_from is None else str(frames_from)]
         if audio_from is not None and info.has_audio:
             cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a?"]
             if all(codec in MP4_AUDIO_CODECS for codec in info.audio_codecs):
@@ -456,14 +419,29 @@ class FrameWriter:
         cmd += ["-c:v", "libx264", "-preset", encoder.preset, "-crf", str(encoder.crf)]
         cmd += [*interlace_args(info), "-pix_fmt", "yuv420p", *color_args(info, fmt.full_range)]
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(path)]
+        piped = frames_from is None
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0
+            cmd,
+            stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if piped else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
         )
         self._stderr = _StderrTail(self.proc.stderr)
         self.frames_written = 0
-        assert self.proc.stdin is not None
-        grow_pipe(self.proc.stdin.fileno())
-        self._write(fmt.header)
+        if piped:
+            assert self.proc.stdin is not None
+            grow_pipe(self.proc.stdin.fileno())
+            self._write(fmt.header)
+
+    def follow(self, progress: Callable[[int], None]) -> None:
+        """Until the encoder has read all of its file: `progress(frames encoded so far)`."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            key, _, value = line.decode("ascii", "replace").strip().partition("=")
+            if key == "frame" and value.isdigit():
+                self.frames_written = int(value)
+                progress(self.frames_written)
 
     def _write(self, data: bytes | memoryview) -> None:
         assert self.proc.stdin is not None
@@ -476,7 +454,7 @@ class FrameWriter:
         """Append a (n, frame_bytes) uint8 batch."""
         assert self.proc.stdin is not None
         fd = self.proc.stdin.fileno()
-        line = memoryview(_FRAME_LINE)
+        line = memoryview(FRAME_LINE)
         try:
             for frame in frames:
                 _write_all(fd, [line, np.ascontiguousarray(frame).data])
@@ -486,11 +464,11 @@ class FrameWriter:
 
     def finish(self) -> None:
         """Close the pipe and wait; raise EngineError when the encoder failed."""
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
         rc = self.proc.wait()
         if rc != 0:
             raise EngineError("the encoder failed" + _last(self._stderr.text()))
