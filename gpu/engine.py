@@ -260,30 +260,31 @@ class _Target:
     batch: int
     encoded: Callable[[int], None]
 
-    def writer(self, frames_from: Path | None = None) -> FrameWriter:
+    def writer(self) -> FrameWriter:
         return FrameWriter(
             self.path,
             self.fmt,
             self.info,
             audio_from=self.source if self.info.has_audio else None,
             encoder=self.encoder,
-            frames_from=frames_from,
         )
 
 
 def _removed_in_file(
     spill: Spill, target: _Target, found: Callable[[], list[Any]]
 ) -> tuple[int, float, str]:
-    """The marks removed in the clip's one decode, which the encoder then reads: (frames,
-    seconds of removal, the audio's handling)."""
+    """The marks removed in the clip's one decode, a batch at a time, each batch then handed
+    to the encoder: (frames, seconds of removal, the audio's handling)."""
     prepared = found()
-    t0 = time.monotonic()
-    if prepared:
+    work_s = 0.0
+    with target.writer() as writer, open(spill.path, "rb") as frames:
         for first, chunk in spill.batches(target.batch):
-            _remove(chunk, first, target.fmt, prepared)
-    work_s = time.monotonic() - t0
-    with target.writer(spill.path) as writer:
-        writer.follow(target.encoded)
+            w0 = time.monotonic()
+            if prepared:
+                _remove(chunk, first, target.fmt, prepared)
+            work_s += time.monotonic() - w0
+            writer.write_from(frames.fileno(), spill.offset(first), chunk.shape[0])
+            target.encoded(first + chunk.shape[0])
         writer.finish()
     return spill.frames, work_s, writer.audio_mode
 

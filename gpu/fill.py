@@ -23,7 +23,8 @@ def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
             return image * known + mean * (1 - known)
         return image
     weighted = F.avg_pool2d(image * known, 2, ceil_mode=True)
-    weight = F.avg_pool2d(known.expand(image.shape[0], 1, *known.shape[-2:]), 2, ceil_mode=True)
+    # pooled once where every frame shares `known` (broadcast below), not once per frame
+    weight = F.avg_pool2d(known, 2, ceil_mode=True)
     coarse = weighted / weight.clamp(min=_EPS)
     coarse_known = (weight > _EPS).to(image.dtype)
     filled = push_pull(coarse, coarse_known)

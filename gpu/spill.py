@@ -5,7 +5,7 @@ then every frame in order to remove them. A decode of its own for each costs a s
 decode of the clip, which on a CPU is about as much as everything else the engine adds to
 a plain re-encode. Where the decoded clip fits in a bounded amount of disk, the decoder
 writes it once to a YUV4MPEG file: the samples are read from it, the marks are removed in
-it, and the encoder reads it. Longer clips (or too little room, or a decode that does not
+it, and the kernel moves it from there into the encoder's pipe. Longer clips (or too little room, or a decode that does not
 end cleanly) are decoded twice, as before: `None` here.
 """
 
@@ -51,7 +51,8 @@ class Spill:
     #: each frame's kind (keyframe, picture type "I", "P", "B"...): empty where unknown
     pictures: list[tuple[bool, str]] = field(default_factory=list)
 
-    def _offset(self, index: int) -> int:
+    def offset(self, index: int) -> int:
+        """Where frame `index`'s FRAME line starts in the file."""
         return len(self.fmt.header) + index * (len(FRAME_LINE) + self.fmt.frame_bytes)
 
     def samples(self, max_samples: int = MAX_SAMPLES) -> Samples | None:
@@ -68,7 +69,7 @@ class Spill:
         marker = bytearray(len(FRAME_LINE))
         with open(self.path, "rb", buffering=0) as f:
             for row, index in enumerate(indices):
-                offset = self._offset(int(index))
+                offset = self.offset(int(index))
                 got = os.preadv(f.fileno(), [marker, frames[row].data], offset)
                 if marker != FRAME_LINE or got != len(marker) + self.fmt.frame_bytes:
                     return None
@@ -81,9 +82,7 @@ class Spill:
         row = len(FRAME_LINE) + self.fmt.frame_bytes
         for first in range(0, self.frames, batch):
             n = min(batch, self.frames - first)
-            mapped = np.memmap(
-                self.path, np.uint8, "r+", offset=self._offset(first), shape=(n, row)
-            )
+            mapped = np.memmap(self.path, np.uint8, "r+", offset=self.offset(first), shape=(n, row))
             yield first, mapped[:, len(FRAME_LINE) :]
             del mapped
 

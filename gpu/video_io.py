@@ -9,6 +9,7 @@ decoder to the encoder. Memory stays flat: a bounded number of batches is held a
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -16,7 +17,7 @@ import queue
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -382,10 +383,7 @@ def parse_header(header: bytes) -> FrameFormat:
 
 
 class FrameWriter:
-    """Encodes planar 4:2:0 frames to an H.264 MP4, muxing the source's audio untouched.
-
-    The frames come through `write_batch`, or, with `frames_from`, from a YUV4MPEG file
-    that the encoder reads itself (`follow` then reports its progress)."""
+    """Encodes planar 4:2:0 frames to an H.264 MP4, muxing the source's audio untouched."""
 
     def __init__(
         self,
@@ -395,17 +393,14 @@ class FrameWriter:
         *,
         audio_from: str | os.PathLike[str] | None,
         encoder: EncoderSettings = EncoderSettings(),  # noqa: B008 - frozen dataclass
-        frames_from: str | os.PathLike[str] | None = None,
     ) -> None:
         self.fmt = fmt
         self.audio_mode = "none"
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", "error", "-y"]
-        if frames_from is not None:
-            cmd += ["-progress", "pipe:1"]
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-y"]
         cmd += ["-f", "yuv4mpegpipe"]
         if info.rotation:
             cmd += ["-noautorotate", "-display_rotation", f"{info.rotation:g}"]
-        cmd += ["-i", "pipe:0" if frames_from is None else str(frames_from)]
+        cmd += ["-i", "pipe:0"]
         if audio_from is not None and info.has_audio:
             cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a?"]
             if all(codec in MP4_AUDIO_CODECS for codec in info.audio_codecs):
@@ -419,29 +414,14 @@ class FrameWriter:
         cmd += ["-c:v", "libx264", "-preset", encoder.preset, "-crf", str(encoder.crf)]
         cmd += [*interlace_args(info), "-pix_fmt", "yuv420p", *color_args(info, fmt.full_range)]
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(path)]
-        piped = frames_from is None
         self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL if piped else subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0
         )
         self._stderr = _StderrTail(self.proc.stderr)
         self.frames_written = 0
-        if piped:
-            assert self.proc.stdin is not None
-            grow_pipe(self.proc.stdin.fileno())
-            self._write(fmt.header)
-
-    def follow(self, progress: Callable[[int], None]) -> None:
-        """Until the encoder has read all of its file: `progress(frames encoded so far)`."""
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            key, _, value = line.decode("ascii", "replace").strip().partition("=")
-            if key == "frame" and value.isdigit():
-                self.frames_written = int(value)
-                progress(self.frames_written)
+        assert self.proc.stdin is not None
+        grow_pipe(self.proc.stdin.fileno())
+        self._write(fmt.header)
 
     def _write(self, data: bytes | memoryview) -> None:
         assert self.proc.stdin is not None
@@ -462,13 +442,31 @@ class FrameWriter:
             raise EngineError("the encoder stopped" + _last(self._stderr.text())) from exc
         self.frames_written += frames.shape[0]
 
+    def write_from(self, fd: int, offset: int, frames: int) -> None:
+        """Append `frames` frames, FRAME lines included, from the YUV4MPEG file open at
+        `fd`, from `offset` on: the kernel moves the file's pages into the pipe (no copy
+        through this process), or, where it cannot, they are read and written."""
+        assert self.proc.stdin is not None
+        pipe = self.proc.stdin.fileno()
+        left = frames * (len(FRAME_LINE) + self.fmt.frame_bytes)
+        try:
+            while left > 0:
+                moved = _moved(fd, pipe, left, offset)
+                if moved <= 0:
+                    raise EngineError("the decoded frames ended early")
+                offset += moved
+                left -= moved
+        except OSError as exc:  # BrokenPipeError included: the encoder is gone
+            raise EngineError("the encoder stopped" + _last(self._stderr.text())) from exc
+        self.frames_written += frames
+
     def finish(self) -> None:
         """Close the pipe and wait; raise EngineError when the encoder failed."""
-        if self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
         rc = self.proc.wait()
         if rc != 0:
             raise EngineError("the encoder failed" + _last(self._stderr.text()))
@@ -484,6 +482,18 @@ class FrameWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _moved(src: int, pipe: int, count: int, offset: int) -> int:
+    """Up to `count` bytes of the file `src` from `offset` on into `pipe`: how many."""
+    try:
+        return os.splice(src, pipe, count, offset_src=offset)
+    except AttributeError:
+        pass  # no splice on this system
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+            raise
+    return os.write(pipe, os.pread(src, min(count, PIPE_BYTES), offset))
 
 
 def _write_all(fd: int, parts: list[memoryview]) -> None:
