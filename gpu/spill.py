@@ -36,6 +36,12 @@ from gpu.video_io import (
 SPILL_MAX_BYTES = 2 << 30
 #: and at most this share of the free space where it is written
 SPILL_FREE_SHARE = 0.5
+#: and at most this share of the memory free for the page cache: beyond it the kernel
+#: starts writing the file out to the disk (its default dirty_background_ratio), work for a
+#: file that lives seconds (a worker with 2 GB of memory keeps 200 MB: 5 s of 720p)
+SPILL_MEMORY_SHARE = 0.1
+#: filesystems kept in memory: a file there is memory, which the stream keeps flat
+_IN_MEMORY = frozenset({"tmpfs", "ramfs"})
 #: the filter that logs each frame's kind (keyframe or not, I, P or B) as it is decoded
 _SHOW_PICTURES = "showinfo=checksum=0"
 _PICTURE = re.compile(r"\[Parsed_showinfo[^\]]*\] n: *\d+ .* iskey:(\d) type:(\w+)")
@@ -102,13 +108,9 @@ def decode_once(
     gives), or None where it would not fit or the decode did not end cleanly (a broken
     file is then decoded, and reported, the usual way; nothing is left at `spill_path`)."""
     frame_bytes = info.width * info.height * 3 // 2 + len(FRAME_LINE)
-    try:
-        free = shutil.disk_usage(spill_path.parent).free
-    except OSError:
-        return None
-    limit = int(min(SPILL_MAX_BYTES, free * SPILL_FREE_SHARE))
+    limit = room_for_spill(spill_path.parent)
     expected = max(info.frames, round(info.duration_s * info.fps))
-    if expected * frame_bytes > limit:
+    if limit <= 0 or expected * frame_bytes > limit:
         return None
     # -fs stops the decoder past the limit: a clip longer than its header says is cut
     # there, and decoded twice instead
@@ -139,3 +141,68 @@ def decode_once(
         if spill is None:
             spill_path.unlink(missing_ok=True)
     return spill
+
+
+def room_for_spill(directory: Path) -> int:
+    """How many bytes of decoded frames may be written to `directory`: none on a filesystem
+    kept in memory (/tmp is tmpfs in many containers), else the least of SPILL_MAX_BYTES, a
+    share of the free disk and a share of the free memory."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return 0
+    if _filesystem(directory) in _IN_MEMORY:
+        return 0
+    room = min(SPILL_MAX_BYTES, free * SPILL_FREE_SHARE)
+    memory = _free_memory()
+    if memory is not None:
+        room = min(room, memory * SPILL_MEMORY_SHARE)
+    return int(room)
+
+
+def _filesystem(directory: Path) -> str:
+    """The type of the filesystem `directory` is on, by /proc/self/mounts ("" unknown)."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    path = os.path.realpath(directory)
+    longest, kind = "", ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(longest):  # a later mount hides an earlier one
+            longest, kind = point, fields[2]
+    return kind
+
+
+#: (limit, usage) files of this process's memory cgroup: v2, then v1
+_CGROUP_MEMORY = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
+
+
+def _free_memory() -> int | None:
+    """Bytes of memory free for use: the system's MemAvailable, or less where the memory
+    cgroup allows less; None where neither can be read."""
+    free: list[int] = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in _CGROUP_MEMORY:
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:  # "max", or v1's near-2**63: none
+            free.append(max(0, int(limit) - usage))
+        break
+    return min(free) if free else None

@@ -92,6 +92,24 @@ def test_a_clip_too_long_to_keep_is_not_kept(
     assert kept is not None and kept.frames == 60
 
 
+def test_a_clip_is_not_kept_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file on tmpfs (/tmp in many containers) is memory, which the stream keeps flat;
+    and a file larger than a tenth of the free memory would be written out to the disk."""
+    assert gpu.spill._filesystem(Path("/proc/self")) == "proc"  # from the mount table
+    src = make_clip(tmp_path / "in.mp4", seconds=2, size="96x64", fps=20, audio=False)
+    info = probe_video(src)
+    kept = decode_once(src, info, tmp_path / "clip.y4m")
+    assert kept is not None
+    kept.discard()
+    with monkeypatch.context() as patch:
+        patch.setattr(gpu.spill, "_filesystem", lambda _directory: "tmpfs")
+        assert decode_once(src, info, tmp_path / "clip.y4m") is None
+    frame = 96 * 64 * 3 // 2 + 6
+    monkeypatch.setattr(gpu.spill, "_free_memory", lambda: 10 * 30 * frame)
+    assert decode_once(src, info, tmp_path / "clip.y4m") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_a_truncated_clip_is_left_to_the_usual_decode(tmp_path: Path) -> None:
     src = make_clip(tmp_path / "in.mp4", seconds=3, size="96x64", fps=20, audio=False)
     cut = tmp_path / "cut.mp4"
