@@ -4,10 +4,10 @@
           → estimate each mark's matte → stream: decode → remove → encode (+ audio copy)
 
 A short clip is decoded once, to a file beside the output (`gpu.spill`): the samples are
-read from it, and so is the stream. A longer one is sampled by a cheaper decode of its
-own, and the streaming decoder starts as soon as the samples are in, so that it works
-ahead (a bounded number of frames) while the marks are being found. The encoder starts
-then too.
+read from it, the marks are removed in it, and the kernel moves it into the encoder's pipe.
+A longer one is sampled by a cheaper decode of its own, and the streaming decoder starts
+as soon as the samples are in, so that it works ahead (a bounded number of frames) while
+the marks are being found; then its frames pass through here to the encoder.
 
 The output is written beside its final path and renamed into place only when complete,
 so a failure never leaves half a file behind.

@@ -121,8 +121,7 @@ def decode_command(
 ) -> list[str]:
     """The ffmpeg command that decodes `path`'s first video stream to planar 4:2:0 frames
     in YUV4MPEG at `output` (the pipe to us, or a file)."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", loglevel]
-    cmd.append("-noautorotate")
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", loglevel, "-noautorotate"]
     if threads > 0:
         cmd += ["-threads", str(threads)]
     if keyframes_only:
