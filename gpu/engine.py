@@ -4,7 +4,7 @@
           → estimate each mark's matte → stream: decode → remove → encode (+ audio copy)
 
 A short clip is decoded once, to a file beside the output (`gpu.spill`): the samples are
-read from it, the marks are removed in it, and the kernel moves it into the encoder's pipe.
+read from it, and then every frame, cleaned on its way to the encoder.
 A longer one is sampled by a cheaper decode of its own, and the streaming decoder starts
 as soon as the samples are in, so that it works ahead (a bounded number of frames) while
 the marks are being found; then its frames pass through here to the encoder.
@@ -279,17 +279,17 @@ class _Target:
 def _removed_in_file(
     spill: Spill, target: _Target, found: Callable[[], list[Any]]
 ) -> tuple[int, float, str]:
-    """The marks removed in the clip's one decode, a batch at a time, each batch then handed
-    to the encoder: (frames, seconds of removal, the audio's handling)."""
+    """The marks removed from the clip's one decode, read back a batch at a time, and the
+    batches streamed to the encoder: (frames, seconds of removal, the audio's handling)."""
     prepared = found()
     work_s = 0.0
-    with target.writer() as writer, open(spill.path, "rb") as frames:
+    with target.writer() as writer:
         for first, chunk in spill.batches(target.batch):
             w0 = time.monotonic()
             if prepared:
                 _remove(chunk, first, target.fmt, prepared)
             work_s += time.monotonic() - w0
-            writer.write_from(frames.fileno(), spill.offset(first), chunk.shape[0])
+            writer.write_batch(chunk)
             target.encoded(first + chunk.shape[0])
         writer.finish()
     return spill.frames, work_s, writer.audio_mode

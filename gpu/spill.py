@@ -4,8 +4,8 @@ The engine needs the clip twice: sampled frames from across all of it to find th
 then every frame in order to remove them. A decode of its own for each costs a second
 decode of the clip, which on a CPU is about as much as everything else the engine adds to
 a plain re-encode. Where the decoded clip fits in a bounded amount of disk, the decoder
-writes it once to a YUV4MPEG file: the samples are read from it, the marks are removed in
-it, and the kernel moves it from there into the encoder's pipe. Longer clips (or too little room, or a decode that does not
+writes it once to a YUV4MPEG file: the samples are read from it, and then every frame, on
+its way to the encoder. Longer clips (or too little room, or a decode that does not
 end cleanly) are decoded twice, as before: `None` here.
 """
 
@@ -83,14 +83,15 @@ class Spill:
 
     def batches(self, batch: int) -> Iterator[tuple[int, np.ndarray]]:
         """Every frame in order, a batch at a time: (the first one's number, a (n,
-        frame_bytes) view of the file's bytes). What is written to a view is written to the
-        file; each batch is mapped only until the next (memory does not grow with the clip)."""
+        frame_bytes) batch). One buffer serves every batch: copy what you keep."""
         row = len(FRAME_LINE) + self.fmt.frame_bytes
-        for first in range(0, self.frames, batch):
-            n = min(batch, self.frames - first)
-            mapped = np.memmap(self.path, np.uint8, "r+", offset=self.offset(first), shape=(n, row))
-            yield first, mapped[:, len(FRAME_LINE) :]
-            del mapped
+        buffer = np.empty((batch, row), np.uint8)
+        with open(self.path, "rb", buffering=0) as f:
+            for first in range(0, self.frames, batch):
+                n = min(batch, self.frames - first)
+                if os.preadv(f.fileno(), [buffer[:n].data], self.offset(first)) != n * row:
+                    raise NotAVideo("the decoded frames ended early")
+                yield first, buffer[:n, len(FRAME_LINE) :]
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ decoder to the encoder. Memory stays flat: a bounded number of batches is held a
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import os
@@ -441,24 +440,6 @@ class FrameWriter:
             raise EngineError("the encoder stopped" + _last(self._stderr.text())) from exc
         self.frames_written += frames.shape[0]
 
-    def write_from(self, fd: int, offset: int, frames: int) -> None:
-        """Append `frames` frames, FRAME lines included, from the YUV4MPEG file open at
-        `fd`, from `offset` on: the kernel moves the file's pages into the pipe (no copy
-        through this process), or, where it cannot, they are read and written."""
-        assert self.proc.stdin is not None
-        pipe = self.proc.stdin.fileno()
-        left = frames * (len(FRAME_LINE) + self.fmt.frame_bytes)
-        try:
-            while left > 0:
-                moved = _moved(fd, pipe, left, offset)
-                if moved <= 0:
-                    raise EngineError("the decoded frames ended early")
-                offset += moved
-                left -= moved
-        except OSError as exc:  # BrokenPipeError included: the encoder is gone
-            raise EngineError("the encoder stopped" + _last(self._stderr.text())) from exc
-        self.frames_written += frames
-
     def finish(self) -> None:
         """Close the pipe and wait; raise EngineError when the encoder failed."""
         assert self.proc.stdin is not None
@@ -481,18 +462,6 @@ class FrameWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _moved(src: int, pipe: int, count: int, offset: int) -> int:
-    """Up to `count` bytes of the file `src` from `offset` on into `pipe`: how many."""
-    try:
-        return os.splice(src, pipe, count, offset_src=offset)
-    except AttributeError:
-        pass  # no splice on this system
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS):
-            raise
-    return os.write(pipe, os.pread(src, min(count, PIPE_BYTES), offset))
 
 
 def _write_all(fd: int, parts: list[memoryview]) -> None:
