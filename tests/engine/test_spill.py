@@ -49,8 +49,8 @@ def test_the_samples_are_those_a_decode_of_their_own_picks(
     tmp_path: Path, seconds: float, x264: tuple[str, ...], route: str
 ) -> None:
     """Detection and matting were built on the frames `sample_frames` picks (the reference
-    frames of a B-frame clip, not every third frame of it: 13 of the benchmark's 25 marks
-    found, not 17): the one decode gives the same frames, each at its number."""
+    frames of a B-frame clip; all but its B-frames found 13 of the benchmark's 25 marks,
+    not 17): the one decode gives the same frames, each at its number."""
     src = make_clip(
         tmp_path / "in.mp4", seconds=seconds, size="96x64", fps=20, audio=False, x264=x264
     )
