@@ -28,7 +28,7 @@ import numpy as np
 from core.errors import BlankLogoError, EngineError, NotAVideo, VideoTooLarge
 from gpu.probe import VideoInfo, probe_video, with_counted_frames, with_real_rate
 from gpu.regions import CORNERS, Box, display_quarters, parse_region, region_box, shown_size
-from gpu.sampling import Samples, keyframe_samples, sample_frames
+from gpu.sampling import Samples, sample_frames
 from gpu.spill import Spill, decode_once
 from gpu.video_io import (
     EncoderSettings,
@@ -237,13 +237,7 @@ def _removed_span(pm: Any, frames: int, fps: float) -> dict[str, float]:
 def _sampled(
     path: str | os.PathLike[str], info: VideoInfo, spill_path: Path
 ) -> tuple[Samples, Spill | None]:
-    """The samples, and the clip's one decode where it is kept (`gpu.spill`). A clip with
-    enough keyframes is sampled by decoding those alone, which costs little, and its stream
-    decodes beside the encoder: a decode first, to a file, would only add its time (the
-    bottle clip, 1189 frames: 2.1 s decoded twice, 3.0 s once)."""
-    keyframes = keyframe_samples(path, info)
-    if keyframes is not None:
-        return keyframes, None
+    """The samples, and the clip's one decode where it is kept (`gpu.spill`)."""
     spill = decode_once(path, info, spill_path, **_evenly_spaced(info.forced_rate))
     samples = spill.samples() if spill is not None else None
     if samples is not None:

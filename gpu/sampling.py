@@ -53,45 +53,25 @@ def sample_frames(
 ) -> Samples:
     """About `max_samples` frames spread over the clip: its keyframes when it has enough of
     them (decoding only those is far cheaper), otherwise evenly spaced decoded frames."""
-    info, cap = _counted(path, info, max_samples)
-    found = _sampled(path, info, cap, ("nokey", "noref")) or _decoded_samples(path, info, cap)
-    return replace(found, clip_frames=info.frames)
-
-
-def keyframe_samples(
-    path: str | os.PathLike[str], info: VideoInfo, max_samples: int = MAX_SAMPLES
-) -> Samples | None:
-    """The samples `sample_frames` takes where the clip has MIN_KEYFRAMES keyframes (a
-    decode of those alone); None where it has fewer."""
-    info, cap = _counted(path, info, max_samples)
-    found = _sampled(path, info, cap, ("nokey",))
-    return None if found is None else replace(found, clip_frames=info.frames)
-
-
-def _counted(
-    path: str | os.PathLike[str], info: VideoInfo, max_samples: int
-) -> tuple[VideoInfo, int]:
+    cap = sample_cap(info.width * info.height * 3 // 2, max_samples)
     if info.has_audio:
         # the strided routes place their samples by the clip's frame count; with audio the
         # container's duration may be the audio's, longer than the picture (a moving mark's
         # time ranges landed seconds late on such a clip)
         info = with_counted_frames(path, info)
-    return info, sample_cap(info.width * info.height * 3 // 2, max_samples)
+    return replace(_sampled(path, info, cap), clip_frames=info.frames)
 
 
-def _sampled(
-    path: str | os.PathLike[str], info: VideoInfo, cap: int, skips: Sequence[str]
-) -> Samples | None:
-    """The first of the skipping decodes (`-skip_frame` values) that gives MIN_KEYFRAMES."""
+def _sampled(path: str | os.PathLike[str], info: VideoInfo, cap: int) -> Samples:
     if info.fps > 0 and info.duration_s > 0:
-        for skip in skips:
+        for skip, least in (("nokey", MIN_KEYFRAMES), ("noref", MIN_KEYFRAMES)):
             try:
-                found = _strided_samples(path, info, cap, skip, MIN_KEYFRAMES)
+                found = _strided_samples(path, info, cap, skip, least)
             except NotAVideo:
-                found = None  # the full decode has the last word on broken files
+                found = None  # the full decode below has the last word on broken files
             if found is not None:
                 return found
-    return None
+    return _decoded_samples(path, info, cap)
 
 
 def _strided_samples(

@@ -167,23 +167,3 @@ def test_the_one_decode_changes_nothing_but_the_time(
     twice = process(src, tmp_path / "twice.mp4", {"region": "96,72,48,32"})
     assert once["regions"] == twice["regions"] and once["frames"] == twice["frames"] == 80
     assert decoded(tmp_path / "once.mp4") == decoded(tmp_path / "twice.mp4")
-
-
-def test_a_clip_with_enough_keyframes_is_not_decoded_to_a_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Its keyframes alone are decoded for the samples (cheap), and its stream decodes
-    beside the encoder: a decode to a file first would only add its time."""
-    tried: list[object] = []
-    real = gpu.engine.decode_once
-
-    def counting(*args: object, **kwargs: object) -> Spill | None:
-        tried.append(args[0])
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(gpu.engine, "decode_once", counting)
-    for name, x264 in (("keys.mp4", ("-g", "4")), ("few.mp4", ("-g", "250"))):
-        src = make_clip(tmp_path / name, seconds=6, size="96x64", fps=20, audio=False, x264=x264)
-        report = process(src, tmp_path / f"out-{name}", {"region": "8,8,32,24"})
-        assert report["frames"] == 120
-    assert [Path(str(p)).name for p in tried] == ["few.mp4"]
