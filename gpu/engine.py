@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,17 +276,10 @@ def _removed_in_file(
     """The marks removed from the clip's one decode, read back a batch at a time, and the
     batches streamed to the encoder: (frames, seconds of removal, the audio's handling)."""
     prepared = found()
-    work_s = 0.0
     with target.writer() as writer:
-        for first, chunk in spill.batches(target.batch):
-            w0 = time.monotonic()
-            if prepared:
-                _remove(chunk, first, target.fmt, prepared)
-            work_s += time.monotonic() - w0
-            writer.write_batch(chunk)
-            target.encoded(first + chunk.shape[0])
+        frames, work_s = _cleaned(spill.batches(target.batch), writer, target, prepared)
         writer.finish()
-    return spill.frames, work_s, writer.audio_mode
+    return frames, work_s, writer.audio_mode
 
 
 def _removed_streaming(target: _Target, found: Callable[[], list[Any]]) -> tuple[int, float, str]:
@@ -295,8 +288,6 @@ def _removed_streaming(target: _Target, found: Callable[[], list[Any]]) -> tuple
     from gpu.device import read_ahead
 
     fmt = target.fmt
-    frames = 0
-    work_s = 0.0
     with (
         FrameReader(
             target.source, threads=decoder_threads(), **_evenly_spaced(target.info.forced_rate)
@@ -307,17 +298,39 @@ def _removed_streaming(target: _Target, found: Callable[[], list[Any]]) -> tuple
             raise EngineError("the decoder changed the picture size between passes")
         stream = reader.batches(target.batch, ahead=read_ahead(target.batch, fmt.frame_bytes))
         prepared = found()
-        for chunk in stream:
-            w0 = time.monotonic()
-            if prepared:
-                _remove(chunk, frames, fmt, prepared)
-            work_s += time.monotonic() - w0
-            writer.write_batch(chunk)
-            frames += chunk.shape[0]
-            target.encoded(frames)
+        frames, work_s = _cleaned(_numbered(stream), writer, target, prepared)
         reader.finish()
         writer.finish()
     return frames, work_s, writer.audio_mode
+
+
+def _cleaned(
+    batches: Iterable[tuple[int, np.ndarray]],
+    writer: FrameWriter,
+    target: _Target,
+    prepared: list[Any],
+) -> tuple[int, float]:
+    """Each (first frame's number, batch) cleaned of the `prepared` marks and written to the
+    encoder: (frames written, seconds of removal)."""
+    frames = 0
+    work_s = 0.0
+    for first, chunk in batches:
+        w0 = time.monotonic()
+        if prepared:
+            _remove(chunk, first, target.fmt, prepared)
+        work_s += time.monotonic() - w0
+        writer.write_batch(chunk)
+        frames = first + chunk.shape[0]
+        target.encoded(frames)
+    return frames, work_s
+
+
+def _numbered(batches: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    """Each batch with the number of its first frame."""
+    first = 0
+    for chunk in batches:
+        yield first, chunk
+        first += chunk.shape[0]
 
 
 def _evenly_spaced(rate: str) -> dict[str, Any]:

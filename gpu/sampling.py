@@ -148,7 +148,7 @@ def pick_by_pictures(pictures: Sequence[tuple[bool, str]], frames: int, cap: int
             if len(kept) >= MIN_KEYFRAMES:
                 pick = np.linspace(0, len(kept) - 1, min(cap, len(kept))).round().astype(int)
                 return np.asarray(kept, int)[pick]
-    return np.arange(0, frames, math.ceil(frames / cap))
+    return np.arange(0, frames, _decoded_step(frames, cap))
 
 
 def _reference_frames(kinds: Sequence[str]) -> list[int]:
@@ -183,9 +183,14 @@ def _thinned(total: int, cap: int) -> list[int]:
     return kept
 
 
+def _decoded_step(frames: int, cap: int) -> int:
+    """Every how many frames a full decode of `frames` keeps one, for at most `cap`."""
+    return max(1, math.ceil(max(frames, 1) / cap))
+
+
 def _decoded_samples(path: str | os.PathLike[str], info: VideoInfo, cap: int) -> Samples:
     """Evenly spaced frames from a full decode (select filter), at most `cap` of them."""
-    step = max(1, math.ceil(max(info.frames, 1) / cap))
+    step = _decoded_step(info.frames, cap)
     with FrameReader(
         path, video_filter=_every(step), output_args=("-fps_mode", "passthrough")
     ) as reader:

@@ -108,10 +108,10 @@ def decode_once(
     """The clip decoded to `spill_path` (the same frames a FrameReader with these options
     gives), or None where it would not fit or the decode did not end cleanly (a broken
     file is then decoded, and reported, the usual way; nothing is left at `spill_path`)."""
-    frame_bytes = info.width * info.height * 3 // 2 + len(FRAME_LINE)
+    row = len(FRAME_LINE) + info.width * info.height * 3 // 2  # a FRAME line and its frame
     limit = room_for_spill(spill_path.parent)
     expected = max(info.frames, round(info.duration_s * info.fps))
-    if limit <= 0 or expected * frame_bytes > limit:
+    if limit <= 0 or expected * row > limit:
         return None
     # -fs stops the decoder past the limit: a clip longer than its header says is cut
     # there, and decoded twice instead
